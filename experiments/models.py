@@ -1,0 +1,135 @@
+"""Experiment tracking: projects, runs (with lineage), metric series and artifacts."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Project(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "slug"], name="project_owner_slug_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+class RunKind(models.TextChoices):
+    """Where a run sits in the train → prune → quantize lineage (``parent`` points one step back)."""
+
+    TRAIN = "train"
+    PRUNE = "prune"
+    QUANTIZE = "quantize"
+    ESTIMATE = "estimate"
+    MEASURE = "measure"
+    OTHER = "other"
+
+
+class Run(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=200)
+    # Chosen by the Python client (a UUID) so that creating a run is idempotent: a retried create, or uploading the
+    # same offline file twice, returns the run made the first time instead of a second one.
+    client_id = models.CharField(max_length=64, blank=True, default="")
+    kind = models.CharField(max_length=20, choices=RunKind.choices, default=RunKind.OTHER)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING, db_index=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    config = models.JSONField(default=dict, blank=True)  # as the user wrote it (YAML/JSON), nested
+    params = models.JSONField(default=dict, blank=True)  # flattened: {"optim.lr": 0.1, ...}, scalars only
+    tags = models.JSONField(default=list, blank=True)  # ["w4a4", "resnet20"]
+    notes = models.TextField(blank=True)  # Markdown
+    git_commit = models.CharField(max_length=64, blank=True)
+    git_dirty = models.BooleanField(null=True, blank=True)
+    command = models.TextField(blank=True)
+    environment = models.JSONField(default=dict, blank=True)  # python, torch, cuda, host, ...
+    device = models.CharField(max_length=100, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    # {"acc": {"last": 0.91, "last_step": 99, "min": ..., "max": ..., "best": 0.93, "best_step": 80, "count": 100}}
+    metric_summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "client_id"], condition=~models.Q(client_id=""),
+                                    name="run_owner_client_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return f"/runs/{self.pk}/"
+
+
+class RunTag(models.Model):
+    """One row per (run, tag), kept in sync with ``Run.tags`` by the services.
+
+    Why a table next to the JSON list: "tag = x" must be an indexed lookup that works the same on PostgreSQL and
+    SQLite (SQLite has no JSON ``contains``), and tag clouds / bulk tagging become plain queries.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tag_rows")
+    name = models.CharField(max_length=100, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="runtag_run_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MetricPoint(models.Model):
+    """One point of a series. (run, key, step) is unique: a retried batch stores nothing twice."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points")
+    key = models.CharField(max_length=200)
+    step = models.BigIntegerField()
+    value = models.FloatField()
+    wall_time = models.FloatField(help_text="seconds since the epoch, as measured by the logger")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key", "step"], name="metric_run_key_step_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.step}={self.value}"
+
+
+class Artifact(models.Model):
+    """A file under settings.ARTIFACT_ROOT/<run id>/<path>; ``path`` is relative and validated (no traversal)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=500)
+    kind = models.CharField(max_length=50, blank=True)  # checkpoint, cost-report, log, plot, other
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["run", "path"], name="artifact_run_path_unique")]
+
+    def __str__(self) -> str:
+        return self.path

@@ -1,0 +1,35 @@
+"""./lab manage import_markdown --user alice journal.md [paper_stack.md ...] [--mode auto|journal|paper_stack]"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from notes.importers.service import notes_import_markdown
+
+from ._common import get_owner
+
+
+class Command(BaseCommand):
+    help = "Import Markdown journals and paper stacks (idempotent: importing twice creates nothing new)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("files", nargs="+")
+        parser.add_argument("--user", required=True, help="owner of the imported notes")
+        parser.add_argument("--mode", default="auto", choices=["auto", "journal", "paper_stack"])
+
+    def handle(self, *args, **opts):
+        owner = get_owner(opts["user"])
+        for name in opts["files"]:
+            path = Path(name)
+            if not path.is_file():
+                raise CommandError(f"{name}: no such file")
+            try:
+                report = notes_import_markdown(owner=owner, text=path.read_text(encoding="utf-8"),
+                                               filename=path.name, mode=opts["mode"])
+            except (ValidationError, UnicodeDecodeError) as exc:
+                raise CommandError(f"{name}: {exc}") from exc
+            self.stdout.write(f"{name}: {report.summary()}")
+            for warning in report.warnings:
+                self.stdout.write(self.style.WARNING(f"  warning: {warning}"))

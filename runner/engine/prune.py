@@ -1,0 +1,252 @@
+"""Pruning jobs: structured channel pruning to a MACs target (torch-pruning's dependency graph), unstructured
+magnitude pruning (torch.nn.utils.prune, made permanent), and a per-layer sensitivity scan.
+
+MACs are multiply-accumulates of one forward pass on one example (conv, linear and the other ops torch-pruning's
+counter knows); FLOPs = 2 x MACs.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn.utils import prune as tprune
+
+from runner.engine.common import (arch_of, evaluate, example_input, load_checkpoint, load_data, model_from_checkpoint,
+                                  report_cost, resolve_device, save_checkpoint, seed_everything)
+from runner.engine.models import NOT_STRUCTURALLY_PRUNABLE, describe_channels
+from runner.engine.reporter import Reporter
+from runner.engine.train import fit
+
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """(MACs, parameters) of one forward pass on ``example`` (torch-pruning counts on a copy in eval mode)."""
+    macs, params = tp.utils.count_ops_and_params(model, example)
+    return int(macs), int(params)
+
+
+def classifier_of(model: nn.Module) -> nn.Module:
+    """The last conv/linear layer: its outputs are the classes, so it is never pruned."""
+    return [m for m in model.modules() if isinstance(m, PRUNABLE)][-1]
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    last = classifier_of(model)
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE) and m is not last]
+
+
+def out_channels(m: nn.Module) -> int:
+    return m.out_features if isinstance(m, nn.Linear) else m.out_channels
+
+
+def make_importance(name: str) -> tp.importance.Importance:
+    return {"l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+            "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+            "bn_scale": lambda: tp.importance.BNScaleImportance(),
+            "taylor": lambda: tp.importance.GroupTaylorImportance()}[name]()
+
+
+def _taylor_gradients(model: nn.Module, data, device: torch.device, batches: int = 4, bsz: int = 64) -> None:
+    """Accumulate loss gradients on a few training batches (Taylor importance reads weight x grad)."""
+    model.zero_grad(set_to_none=True)
+    for i in range(batches):
+        xb, yb = data.x_train[i * bsz:(i + 1) * bsz].to(device), data.y_train[i * bsz:(i + 1) * bsz].to(device)
+        if len(xb):
+            nn.functional.cross_entropy(model(xb), yb).backward()
+
+
+def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *, importance: str, data=None,
+                  device: torch.device | None = None, round_to: int = 1, fine_steps: int = 200) -> int:
+    """Remove channels until MACs <= target_macs, in small uniform increments of the per-layer ratio (so the
+    result lands just under the target rather than overshooting). Returns the MACs afterwards."""
+    model.eval()
+    macs, _ = count_macs(model, example)
+    pruner = tp.pruner.BasePruner(
+        model, example, importance=make_importance(importance), pruning_ratio=0.95, iterative_steps=fine_steps,
+        ignored_layers=[classifier_of(model)], round_to=round_to if round_to > 1 else None)
+    while macs > target_macs and pruner.current_step < fine_steps:
+        if importance == "taylor":
+            _taylor_gradients(model, data, device or example.device)
+        pruner.step()
+        macs, _ = count_macs(model, example)
+    model.zero_grad(set_to_none=True)
+    return macs
+
+
+def keep_ratios(model: nn.Module, original: dict[str, int]) -> dict[str, float]:
+    current = dict(model.named_modules())
+    return {name: out_channels(current[name]) / n for name, n in original.items()}
+
+
+def _setup(spec: dict[str, Any]):
+    hp = spec["hyperparameters"]
+    seed_everything(spec["seed"], deterministic=hp.get("deterministic", True))
+    device = resolve_device(spec["device"])
+    data = load_data(spec)
+    ckpt = load_checkpoint(spec["checkpoint"])
+    model = model_from_checkpoint(ckpt).to(device)
+    return hp, device, data, ckpt, model
+
+
+def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    hp, device, data, ckpt, model = _setup(spec)
+    if hp["method"] == "unstructured":
+        return _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model)
+    arch = ckpt["arch"]
+    if arch["model"] in NOT_STRUCTURALLY_PRUNABLE:
+        raise ValueError(f"structured pruning does not support {arch['model']}; use method 'unstructured'")
+    example = example_input(data).to(device)
+    base_macs, base_params = count_macs(model, example)
+    dense = evaluate(model, data.x_val, data.y_val, device, hp["eval_batch_size"])
+    original = {n: out_channels(m) for n, m in prunable_layers(model)}
+    reporter.on_log(f"dense model: {base_macs:.3e} MACs, {base_params} parameters, val acc {dense['acc']:.4f}")
+    reporter.on_metrics(0, {"macs_remaining": base_macs, "macs_ratio": 1.0, "params": base_params,
+                            "val_acc": dense["acc"]})
+    steps, keep = hp["steps"], hp["target_macs"]
+    history: list[dict[str, Any]] = []
+    global_step, cancelled = 0, False
+    steps_per_epoch = max(1, min(len(data.x_train), hp["train_subset"] or len(data.x_train)) // hp["batch_size"])
+    total = steps * (1 + hp["finetune_epochs"] * steps_per_epoch)
+    for s in range(1, steps + 1):
+        target = base_macs * (1 - (1 - keep) * s / steps)
+        macs = prune_to_macs(model, example, target, importance=hp["importance"], data=data, device=device,
+                             round_to=hp["round_to"])
+        params = sum(p.numel() for p in model.parameters())
+        ratios = keep_ratios(model, original)
+        global_step += 1
+        reporter.on_progress(step=global_step, total=total, message=f"pruning step {s}/{steps}")
+        line = (f"After step {s}, {100 * macs / base_macs:.1f}% of MACs remains ({macs:.2e}/{base_macs:.2e}); "
+                f"keep ratios [{', '.join(f'{r:.3f}' for r in ratios.values())}]")
+        reporter.on_log(line)
+        if hp["finetune_epochs"] > 0:
+            result = fit(model, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
+                         seed=spec["seed"] + 1000 * s, step_offset=global_step, prefix="finetune/",
+                         progress_total=total)
+            global_step, cancelled = result.step, result.cancelled
+        val = evaluate(model, data.x_val, data.y_val, device, hp["eval_batch_size"])
+        reporter.on_metrics(global_step, {"macs_remaining": macs, "macs_ratio": macs / base_macs, "params": params,
+                                          "val_acc": val["acc"], "prune_step": s})
+        new_arch = {**arch, "channels": describe_channels(model)}
+        name = f"checkpoints/prune_step_{s:03d}.pt"
+        for path in ("checkpoint.pt", name):
+            save_checkpoint(out_dir / path, model=model, arch=new_arch, prune_state={"step": s, "macs": macs,
+                                                                                       "base_macs": base_macs})
+        reporter.on_artifact(name, kind="checkpoint", meta={"prune_step": s, "macs": macs})
+        report_cost(reporter, model, example, step=global_step, label=f"prune step {s}")
+        history.append({"step": s, "macs": macs, "macs_ratio": macs / base_macs, "params": params,
+                        "val_acc": val["acc"], "keep_ratios": ratios, "log": line})
+        if cancelled or reporter.should_stop():
+            cancelled = True
+            break
+    (out_dir / "pruning.json").write_text(json.dumps({"base_macs": base_macs, "layers": list(original),
+                                                      "steps": history}, indent=1))
+    reporter.on_artifact("pruning.json", kind="pruning", meta={"steps": len(history)})
+    test = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
+    reporter.on_metrics(global_step, {"test_acc": test["acc"], "test_loss": test["loss"]})
+    last = history[-1] if history else {"macs": base_macs, "macs_ratio": 1.0, "params": base_params}
+    return {"kind": "prune", "method": "structured", "model": arch["model"], "base_macs": base_macs,
+            "macs": last["macs"], "macs_ratio": last["macs_ratio"], "params": last["params"],
+            "dense_val_acc": dense["acc"], "test_acc": test["acc"], "steps": len(history), "cancelled": cancelled,
+            "checkpoint": "checkpoint.pt"}
+
+
+def _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model) -> dict[str, Any]:
+    """Zero the smallest-magnitude weights (per layer, or ranked globally), fine-tune with the masks in place,
+    then make it permanent so the checkpoint holds plain weights with zeros."""
+    layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
+    if hp["scope"] == "global":
+        tprune.global_unstructured([(m, "weight") for m in layers], pruning_method=tprune.L1Unstructured,
+                                   amount=hp["amount"])
+    else:
+        for m in layers:
+            tprune.l1_unstructured(m, "weight", amount=hp["amount"])
+    result = None
+    if hp["finetune_epochs"] > 0:
+        result = fit(model, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
+                     seed=spec["seed"] + 1000, prefix="finetune/")
+    for m in layers:
+        tprune.remove(m, "weight")
+    names = [n for n, m in model.named_modules() if isinstance(m, PRUNABLE)]
+    density = {n: float((m.weight != 0).float().mean()) for n, m in zip(names, layers, strict=True)}
+    total = sum(m.weight.numel() for m in layers)
+    nonzero = sum(int((m.weight != 0).sum()) for m in layers)
+    step = result.step if result else 0
+    reporter.on_log(f"unstructured ({hp['scope']}): {100 * nonzero / total:.1f}% of weights remain; density "
+                    f"[{', '.join(f'{d:.3f}' for d in density.values())}]")
+    save_checkpoint(out_dir / "checkpoint.pt", model=model, arch=ckpt["arch"],
+                    prune_state={"method": "unstructured", "density": density})
+    reporter.on_artifact("checkpoint.pt", kind="checkpoint", meta={"density": nonzero / total})
+    example = example_input(data).to(device)
+    report_cost(reporter, model, example, step=step, label="unstructured pruned")
+    test = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
+    reporter.on_metrics(step, {"weight_density": nonzero / total, "test_acc": test["acc"]})
+    return {"kind": "prune", "method": "unstructured", "scope": hp["scope"], "density": nonzero / total,
+            "layer_density": density, "test_acc": test["acc"], "checkpoint": "checkpoint.pt",
+            "cancelled": bool(result and result.cancelled)}
+
+
+def _prune_layer_copy(model: nn.Module, layer_name: str, ratio: float, example: torch.Tensor, p: int) -> nn.Module:
+    """A copy of ``model`` with ``ratio`` of one layer's output channels (lowest L_p norm) removed, together with
+    everything that depends on them."""
+    clone = copy.deepcopy(model)
+    layer = dict(clone.named_modules())[layer_name]
+    n = out_channels(layer)
+    k = min(n - 1, int(round(ratio * n)))
+    if k <= 0:
+        return clone
+    dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
+    norms = layer.weight.detach().flatten(1).norm(p=p, dim=1)
+    idxs = torch.argsort(norms)[:k].tolist()
+    fn = tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
+    group = dg.get_pruning_group(layer, fn, idxs=idxs)
+    if dg.check_pruning_group(group):
+        group.prune()
+    return clone
+
+
+def sensitivity_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    """Validation accuracy after pruning each layer alone at each ratio (no fine-tuning): a layers x ratios matrix
+    written to sensitivity.json ({layers, ratios, acc, baseline_acc}) for the run page heatmap."""
+    hp, device, data, ckpt, model = _setup(spec)
+    if ckpt["arch"]["model"] in NOT_STRUCTURALLY_PRUNABLE:
+        raise ValueError(f"sensitivity analysis uses structured pruning, which does not support {ckpt['arch']['model']}")
+    model.eval()
+    x, y = data.x_val, data.y_val
+    if hp["max_eval_samples"]:
+        x, y = x[: hp["max_eval_samples"]], y[: hp["max_eval_samples"]]
+    example = example_input(data).to(device)
+    baseline = evaluate(model, x, y, device, hp["eval_batch_size"])["acc"]
+    layers, ratios = [n for n, _ in prunable_layers(model)], hp["ratios"]
+    p = 1 if hp["importance"] == "l1" else 2
+    acc: list[list[float]] = []
+    t0, done, total = time.perf_counter(), 0, len(layers) * len(ratios)
+    for name in layers:
+        row = []
+        for ratio in ratios:
+            row.append(evaluate(_prune_layer_copy(model, name, ratio, example, p), x, y, device,
+                                hp["eval_batch_size"])["acc"])
+            done += 1
+            reporter.on_progress(step=done, total=total, message=f"{name} at {ratio:.2f}")
+            if reporter.should_stop():
+                break
+        acc.append(row)
+        reporter.on_log(f"{name}: " + ", ".join(f"{r:.2f}->{a:.3f}" for r, a in zip(ratios, row, strict=False)))
+        if reporter.should_stop():
+            break
+    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": acc, "baseline_acc": baseline,
+              "metric": "val_acc", "importance": hp["importance"]}
+    (out_dir / "sensitivity.json").write_text(json.dumps(result))
+    reporter.on_artifact("sensitivity.json", kind="sensitivity", meta={"layers": len(acc), "ratios": len(ratios)})
+    return {"kind": "sensitivity", "layers": len(acc), "ratios": ratios, "baseline_acc": baseline,
+            "cancelled": len(acc) < len(layers) or any(len(r) < len(ratios) for r in acc),
+            "wall_time_s": time.perf_counter() - t0, "artifact": "sensitivity.json"}
+
+
+__all__ = ["arch_of", "count_macs", "prune_job", "prune_to_macs", "sensitivity_job"]
