@@ -32,8 +32,6 @@ from runner.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
-# Job kinds whose summary carries a measured device profile ({"profile": {...}}) to store for the cost estimator.
-MEASURED_PROFILE_KINDS = ("calibrate",)
 # Lines of stderr quoted in the error of a job whose engine crashed without reporting why.
 STDERR_TAIL = 30
 
@@ -234,7 +232,7 @@ class Supervisor:
             how = f"was killed by signal {-returncode}" if returncode and returncode < 0 else f"exited with {returncode}"
             tail = "\n".join(self.stderr_tail[-STDERR_TAIL:])
             status, error = JobStatus.FAILED, f"the engine process {how} without reporting a result\n{tail}".strip()
-        if status == JobStatus.SUCCEEDED and self.job.kind in MEASURED_PROFILE_KINDS:
+        if status == JobStatus.SUCCEEDED and self.job.kind in services.MEASURED_PROFILE_KINDS:
             status, error = self._save_measured_profile(summary)
         self.bridge.on_log(f"job {status} after {elapsed:.1f} s", "runner")
         self.bridge.flush(final=True)
@@ -249,6 +247,8 @@ class Supervisor:
         from runner import costs
 
         profile = summary.get("profile") if isinstance(summary.get("profile"), dict) else {}
+        if not costs.device_profile_writable(str(profile.get("name") or "local")):
+            return JobStatus.FAILED, f"not saved: {profile.get('name')!r} is a builtin or hand-edited device profile"
         try:
             row = costs.device_profile_save_measured(profile=profile)
         except ValidationError as exc:

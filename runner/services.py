@@ -41,6 +41,8 @@ RUNNER_FIELDS = ("queue", "timeout", "project", "name", "tags", "parent_run", "n
 MAX_PROCESSES = 64
 # Cost jobs whose hyperparameters name device profiles (resolved from the database at submit).
 PROFILE_KINDS = ("estimate", "measure")
+# Job kinds whose summary carries a measured device profile ({"profile": {...}}) that the worker stores.
+MEASURED_PROFILE_KINDS = ("calibrate",)
 _TAG_RE = re.compile(r"^[\w.+\-/@:]{1,50}$")
 
 
@@ -183,6 +185,13 @@ def spec_prepare(*, owner: AbstractBaseUser, spec: Any) -> dict[str, Any]:
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
                 errors.setdefault(field, " ".join(messages))
+    if engine_spec.get("kind") in MEASURED_PROFILE_KINDS and isinstance(hyper, dict):
+        from runner.costs import device_profile_writable
+
+        target = hyper.get("name", "local")
+        if isinstance(target, str) and not device_profile_writable(target):
+            errors["hyperparameters.name"] = (f"{target!r} is a builtin or hand-edited device profile; a calibration "
+                                              "saves under a new name or over a measured profile")
     if not errors or set(errors) <= {"name", "project", "tags", "queue", "timeout", "parent_run"}:
         try:
             clean, engine_errors = _engine_validate(engine_spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from runner import costs
-from runner.models import Job
+from runner.models import DeviceProfile, Job
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,8 @@ def test_an_unknown_profile_is_400_naming_the_field_and_the_allowed_names(api_cl
     ("spec", "field"),
     [({"model": "mlp"}, "model"), ({"processes": 2}, "processes"), ({"device": "tpu"}, "device"),
      ({"hyperparameters": {"dtypes": ["fp64"]}}, "hyperparameters.dtypes"),
-     ({"hyperparameters": {"speed": 1}}, "hyperparameters.speed")],
+     ({"hyperparameters": {"speed": 1}}, "hyperparameters.speed"),
+     ({"hyperparameters": {"name": "a100"}}, "hyperparameters.name")],  # a builtin everyone shares
 )
 def test_a_bad_calibrate_spec_is_400_naming_the_field(api_client, spec, field):
     resp = api_client.post("/api/jobs/", {"kind": "calibrate", **spec}, format="json")
@@ -51,3 +52,13 @@ def test_calibrate_is_offered_and_accepted(api_client):
     assert resp.status_code == 202, resp.json()
     spec = Job.objects.get().spec
     assert spec["hyperparameters"]["name"] == "bench-box" and "model" not in spec
+
+
+def test_a_calibration_may_replace_a_measured_profile_but_not_a_hand_edited_one(api_client):
+    costs.device_profile_save_measured(profile={"name": "box", "peak_ops": {"fp32": 1e9}, "bandwidth": 1e9})
+    DeviceProfile.objects.create(name="vendor-x", label="Vendor X", peak_ops={"fp32": 1e12}, bandwidth=1e11)
+    again = api_client.post("/api/jobs/", {"kind": "calibrate", "hyperparameters": {"name": "box"}}, format="json")
+    assert again.status_code == 202, again.json()
+    edited = api_client.post("/api/jobs/", {"kind": "calibrate", "hyperparameters": {"name": "vendor-x"}},
+                             format="json")
+    assert edited.status_code == 400 and "hand-edited" in " ".join(edited.json()["errors"]["hyperparameters.name"])
