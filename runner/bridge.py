@@ -127,7 +127,9 @@ class JobBridge:
             from runner import costs
 
             try:
-                costs.cost_report_attach(run=self.run, report=report, label=label)
+                # At the engine's step, so the cost/* series share the x axis of the training metrics.
+                costs.cost_report_attach(run=self.run, report=report, label=label or "model",
+                                         step=int(step) if step is not None else None)
             except Exception as exc:  # noqa: BLE001 - a bad report must not fail the training it describes
                 logger.exception("cost report of run %s not stored", self.run.pk)
                 self.on_log(f"cost report {label!r} not stored: {exc}", "runner")

@@ -70,6 +70,15 @@ def device_profile_as_dict(row: DeviceProfile) -> dict[str, Any]:
             "ridge_points": engine_profiles.ridge_points(prof) if prof["bandwidth"] > 0 else {}}
 
 
+def device_profile_writable(name: str) -> bool:
+    """Whether a calibration job may save under ``name``: a new name, or one that holds a measured profile (the
+    builtin and hand-edited profiles are shared by everyone and change only in the admin)."""
+    if name in engine_profiles.BUILTIN_PROFILES:
+        return False
+    row = DeviceProfile.objects.filter(name=name).only("measured").first()
+    return row is None or row.measured
+
+
 @transaction.atomic
 def device_profile_save_measured(*, profile: dict[str, Any], name: str | None = None) -> DeviceProfile:
     """Store a profile measured by the calibration job (runner.engine.cost_jobs.calibrate_job) as measured=True."""

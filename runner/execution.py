@@ -94,9 +94,13 @@ class Supervisor:
     # --- main loop ------------------------------------------------------------------------------------------------
     def run(self) -> str:
         job = self.job
+        try:
+            spec = engine_spec(job)
+        except services.CheckpointRefError as exc:
+            return self._refuse(str(exc))
         control = Path(tempfile.mkdtemp(prefix=f"labbook-job{job.pk}-"))
         spec_path, stop_file = control / "spec.json", control / "stop"
-        spec_path.write_text(json.dumps(job.spec), encoding="utf-8")
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
         read_fd, write_fd = os.pipe()
         env = {**os.environ, "LABBOOK_EVENT_FD": str(write_fd), "LABBOOK_STOP_FILE": str(stop_file),
                "PYTHONUNBUFFERED": "1", "LABBOOK_JOB_MODULES": ",".join(extra_job_modules()),
@@ -126,6 +130,13 @@ class Supervisor:
             heartbeat.join(timeout=5)
             shutil.rmtree(control, ignore_errors=True)
         return outcome
+
+    def _refuse(self, error: str) -> str:
+        """Fail the job before its engine starts (its spec cannot be run as it stands)."""
+        self.bridge.on_log(error, "runner")
+        self.bridge.flush(final=True)
+        services.job_finish(job_id=self.job.pk, status=JobStatus.FAILED, error=error)
+        return JobStatus.FAILED
 
     def _supervise(self, proc: subprocess.Popen, stop_file: Path, started: float, open_streams: int) -> str:
         grace = job_setting("CANCEL_GRACE_S")
@@ -221,10 +232,40 @@ class Supervisor:
             how = f"was killed by signal {-returncode}" if returncode and returncode < 0 else f"exited with {returncode}"
             tail = "\n".join(self.stderr_tail[-STDERR_TAIL:])
             status, error = JobStatus.FAILED, f"the engine process {how} without reporting a result\n{tail}".strip()
+        if status == JobStatus.SUCCEEDED and self.job.kind in services.MEASURED_PROFILE_KINDS:
+            status, error = self._save_measured_profile(summary)
         self.bridge.on_log(f"job {status} after {elapsed:.1f} s", "runner")
         self.bridge.flush(final=True)
         services.job_finish(job_id=self.job.pk, status=status, error=error, summary=summary)
         return status
+
+
+    def _save_measured_profile(self, summary: dict[str, Any]) -> tuple[str, str]:
+        """A calibration job measured this worker: its profile becomes a measured DeviceProfile (by its name)."""
+        from django.core.exceptions import ValidationError
+
+        from runner import costs
+
+        profile = summary.get("profile") if isinstance(summary.get("profile"), dict) else {}
+        if not costs.device_profile_writable(str(profile.get("name") or "local")):
+            return JobStatus.FAILED, f"not saved: {profile.get('name')!r} is a builtin or hand-edited device profile"
+        try:
+            row = costs.device_profile_save_measured(profile=profile)
+        except ValidationError as exc:
+            error = "the calibration measured no usable profile: " + "; ".join(
+                f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            return JobStatus.FAILED, error
+        self.bridge.on_log(f"saved the measured device profile {row.name!r} ({row.label})", "runner")
+        return JobStatus.SUCCEEDED, ""
+
+
+def engine_spec(job: Job) -> dict[str, Any]:
+    """The spec the engine process gets: the stored spec with its checkpoint reference ("<run id>/<path>") turned
+    into the absolute path of the artifact file (re-checked here: the file may have gone since the submit)."""
+    spec = dict(job.spec)
+    if spec.get("checkpoint"):
+        spec["checkpoint"] = str(services.checkpoint_resolve(spec["checkpoint"]))
+    return spec
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:

@@ -10,7 +10,7 @@ logger = logging.getLogger(__name__)
 
 # Engine modules that fill JOB_KINDS when imported; missing ones are skipped (the engine may not define them all).
 ENGINE_MODULES = ("runner.engine.train", "runner.engine.prune", "runner.engine.quantize", "runner.engine.cost",
-                  "runner.engine.measure")
+                  "runner.engine.measure", "runner.job_kinds")
 
 
 def load_job_kinds() -> ModuleType:

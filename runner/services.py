@@ -16,8 +16,10 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -37,6 +39,10 @@ DEVICES = ("auto", "cpu", "cuda")
 # Fields the runner consumes; everything else in a spec is the engine's and goes through validate_spec.
 RUNNER_FIELDS = ("queue", "timeout", "project", "name", "tags", "parent_run", "notes")
 MAX_PROCESSES = 64
+# Cost jobs whose hyperparameters name device profiles (resolved from the database at submit).
+PROFILE_KINDS = ("estimate", "measure")
+# Job kinds whose summary carries a measured device profile ({"profile": {...}}) that the worker stores.
+MEASURED_PROFILE_KINDS = ("calibrate",)
 _TAG_RE = re.compile(r"^[\w.+\-/@:]{1,50}$")
 
 
@@ -81,6 +87,30 @@ def _latest_checkpoint(run: Run) -> Artifact | None:
 def checkpoint_ref(artifact: Artifact) -> str:
     """How a spec names a checkpoint: its path relative to the artifact root ("<run id>/<path>")."""
     return f"{artifact.run_id}/{artifact.path}"
+
+
+class CheckpointRefError(ValueError):
+    """A checkpoint reference that does not name a file under the artifact root (bad form, traversal, missing)."""
+
+
+def checkpoint_resolve(ref: str) -> Path:
+    """The file a checkpoint reference "<run id>/<path>" names: ``ARTIFACT_ROOT/<run id>/<path>``, resolved.
+
+    The engine loads it (``torch.load(weights_only=True)``) in the job's process, whose working directory is not the
+    artifact root, so the worker hands it an absolute path. Anything that would leave the run's directory (``..``,
+    an absolute path, a symbolic link pointing elsewhere) or is not a regular file raises CheckpointRefError.
+    """
+    text = str(ref or "")
+    run_part, _, rel = text.partition("/")
+    if not run_part.isdigit() or not rel or rel.startswith("/") or "\x00" in rel or ".." in rel.split("/"):
+        raise CheckpointRefError(f"checkpoint {text!r} is not '<run id>/<path>' under the artifact root")
+    base = (Path(settings.ARTIFACT_ROOT) / str(int(run_part))).resolve()
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base):
+        raise CheckpointRefError(f"checkpoint {text!r} points outside its run's artifact directory")
+    if not path.is_file():
+        raise CheckpointRefError(f"checkpoint {text!r}: the file is missing from the artifact store")
+    return path
 
 
 def spec_prepare(*, owner: AbstractBaseUser, spec: Any) -> dict[str, Any]:
@@ -146,6 +176,22 @@ def spec_prepare(*, owner: AbstractBaseUser, spec: Any) -> dict[str, Any]:
     else:
         engine_spec.pop("checkpoint", None)
 
+    if engine_spec.get("kind") in PROFILE_KINDS and isinstance(hyper, dict):
+        # The engine knows only the builtin device profiles: measured and admin-edited ones travel in the spec.
+        from runner.costs import cost_spec_resolve_profiles
+
+        try:
+            engine_spec = cost_spec_resolve_profiles(engine_spec)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors.setdefault(field, " ".join(messages))
+    if engine_spec.get("kind") in MEASURED_PROFILE_KINDS and isinstance(hyper, dict):
+        from runner.costs import device_profile_writable
+
+        target = hyper.get("name", "local")
+        if isinstance(target, str) and not device_profile_writable(target):
+            errors["hyperparameters.name"] = (f"{target!r} is a builtin or hand-edited device profile; a calibration "
+                                              "saves under a new name or over a measured profile")
     if not errors or set(errors) <= {"name", "project", "tags", "queue", "timeout", "parent_run"}:
         try:
             clean, engine_errors = _engine_validate(engine_spec)

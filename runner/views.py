@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from experiments.models import Run
 from runner import services, streams
-from runner.forms import JobForm
+from runner.forms import STANDARD_FIELDS, JobForm
 from runner.models import Job
 
 
@@ -34,10 +34,13 @@ def job_new(request: HttpRequest) -> HttpResponse:
             try:
                 job = services.job_submit(owner=request.user, spec=form.spec())
             except ValidationError as exc:
+                # Each error goes on the field it names; engine fields without their own input came from
+                # "Other spec fields", so they are shown there, prefixed with their name.
                 for field, errors in exc.message_dict.items():
                     target = field.split(".")[0]
-                    form.add_error(target if target in form.fields else None,
-                                   [f"{field}: {e}" if target != field else e for e in errors])
+                    if target not in form.fields:
+                        target = "extra"
+                    form.add_error(target, [f"{field}: {e}" if target != field else e for e in errors])
             except services.JobLimitExceeded as exc:
                 form.add_error(None, str(exc))
             else:
@@ -47,15 +50,16 @@ def job_new(request: HttpRequest) -> HttpResponse:
                                               "dispatched when the broker is back.")
                 return redirect(job.get_absolute_url())
     else:
-        initial = {}
+        initial, cloned_from = {}, None
         source = request.GET.get("from_run") or request.GET.get("from_job")
         if source:
-            initial = _clone_initial(request, source, by_job="from_job" in request.GET)
+            initial, cloned_from = _clone_initial(request, source, by_job="from_job" in request.GET)
         form = JobForm(initial=initial)
+        return render(request, "runner/job_new.html", {"form": form, "cloned_from": cloned_from})
     return render(request, "runner/job_new.html", {"form": form})
 
 
-def _clone_initial(request: HttpRequest, source: str, *, by_job: bool) -> dict:
+def _clone_initial(request: HttpRequest, source: str, *, by_job: bool) -> tuple[dict, dict]:
     if not source.isdigit():
         raise Http404
     if by_job:
@@ -66,13 +70,38 @@ def _clone_initial(request: HttpRequest, source: str, *, by_job: bool) -> dict:
         job = Job.objects.filter(run=run).first()
     if job is not None:
         spec = dict(job.request or job.spec)
-    else:  # a run logged from a script: its config is the closest thing to a spec
-        spec = {"kind": run.kind, **{k: v for k, v in (run.config or {}).items() if k != "kind"}}
-        spec.setdefault("project", run.project.name)
-        if run.tags:
-            spec.setdefault("tags", run.tags)
+    else:  # a run logged from a script (the Python client): its config is the closest thing to a spec
+        spec = spec_from_config(run)
     spec["name"] = f"{spec.get('name') or run.name} (clone)"[:200]
-    return JobForm.initial_from_spec(spec)
+    label = f"job {job.pk} (run {run.name})" if job is not None else f"run {run.name}"
+    return JobForm.initial_from_spec(spec), {"url": f"/runs/{run.pk}/", "label": label}
+
+
+def spec_from_config(run: Run) -> dict:
+    """A job spec from the config of a run that no job created. Top-level spec fields (model, dataset, seed, ...)
+    stay where they are; flat training settings the engine knows for the run's kind (lr, epochs, batch_size, ...)
+    become hyperparameters; anything else goes to the form's "other spec fields", where the engine's validation
+    names it if the user submits it unchanged."""
+    from runner.engine.spec import SCHEMAS
+
+    config = run.config if isinstance(run.config, dict) and run.config else run.params
+    config = config if isinstance(config, dict) else {}
+    schema = SCHEMAS.get(run.kind, {})
+    hyper = dict(config["hyperparameters"]) if isinstance(config.get("hyperparameters"), dict) else {}
+    spec: dict = {"kind": str(config.get("kind") or run.kind)}
+    for key, value in config.items():
+        if key in ("kind", "hyperparameters"):
+            continue
+        if key in schema and key not in STANDARD_FIELDS:
+            hyper.setdefault(key, value)
+        else:
+            spec[key] = value
+    if hyper:
+        spec["hyperparameters"] = hyper
+    spec.setdefault("project", run.project.name)
+    if run.tags:
+        spec.setdefault("tags", run.tags)
+    return spec
 
 
 @login_required

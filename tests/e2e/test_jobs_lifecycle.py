@@ -84,8 +84,9 @@ def test_killed_worker_makes_the_job_lost_and_it_resumes_from_its_checkpoint(use
     # Given a worker on the cpu queue running a checkpointing job, and another worker (gpu queue) that reaps
     reaper = start_worker(tmp_path, queues="gpu")
     victim = start_worker(tmp_path, queues="cpu")
+    successor = None
     try:
-        job = services.job_submit(owner=user, spec=count_spec(steps=100000, interval_ms=10, checkpoint_every=20))
+        job = services.job_submit(owner=user, spec=count_spec(steps=600, interval_ms=10, checkpoint_every=20))
         wait_until(lambda: job.run.artifacts.filter(kind="checkpoint").exists(), message="a checkpoint")
 
         # When the worker's whole process group is killed with SIGKILL (as if its machine died)
@@ -102,6 +103,19 @@ def test_killed_worker_makes_the_job_lost_and_it_resumes_from_its_checkpoint(use
         resumed = services.job_resume(job=lost, user=user)
         assert resumed.spec["checkpoint"] == f"{lost.run_id}/{checkpoint.path}"
         assert resumed.run.parent_id == lost.run_id and resumed.retry_of_id == lost.pk
+
+        # which a new cpu worker runs to the end, starting from the checkpoint's file (the worker hands the engine
+        # the file's path under the artifact root; the test kind reads the step from the file's content)
+        successor = start_worker(tmp_path, queues="cpu", purge=False)
+        done = wait_job(resumed.pk, {"succeeded", "failed", "lost"}, timeout=60)
+        assert done.status == "succeeded", done.error
+        start = int(checkpoint.path.rsplit("_", 1)[-1].removesuffix(".pt"))
+        texts = list(JobLogLine.objects.filter(job=done).values_list("text", flat=True))
+        assert any(t.startswith("resuming from /") and t.endswith(f"{checkpoint.path} at step {start}") for t in texts)
+        steps = sorted(MetricPoint.objects.filter(run=done.run, key="loss").values_list("step", flat=True))
+        assert steps == list(range(start, 600))
     finally:
         victim.stop(sig_kill=True)
         reaper.stop()
+        if successor is not None:
+            successor.stop()

@@ -20,8 +20,9 @@ def _count(spec: dict, out_dir: Path, reporter) -> dict:
     interval = float(hp.get("interval_ms", 20)) / 1000
     start = int(hp.get("start", 0))
     if spec.get("checkpoint"):
-        reporter.on_log(f"resuming from {spec['checkpoint']}")
-        start = int(Path(spec["checkpoint"]).stem.split("_")[-1])
+        # The worker hands over the checkpoint file's absolute path; its content is b"checkpoint <step>".
+        start = int(Path(spec["checkpoint"]).read_bytes().split()[-1])
+        reporter.on_log(f"resuming from {spec['checkpoint']} at step {start}")
     reporter.on_log(f"counting to {steps}")
     for step in range(start, steps):
         if reporter.should_stop():

@@ -20,19 +20,44 @@
     holder.append(card);
     return box;
   }
+  // data-points on each chart box says how many points it draws (for people reading the DOM, and for tests).
   function draw(key, xs, ys) {
     const existing = charts.get(key);
-    if (existing) { existing.xs = xs; existing.ys = ys; existing.plot.setData([xs, ys]); return; }
-    const plot = window.LabbookCharts.makeChart(cardFor(key), key, [key], [xs, ys]);
-    charts.set(key, { plot, xs, ys });
+    if (existing) {
+      existing.xs = xs; existing.ys = ys; existing.plot.setData([xs, ys]);
+      existing.box.dataset.points = xs.length;
+      return;
+    }
+    const box = cardFor(key);
+    const plot = window.LabbookCharts.makeChart(box, key, [key], [xs, ys]);
+    box.dataset.points = xs.length;
+    charts.set(key, { plot, xs, ys, box });
   }
   async function load() {
     if (!keys.length) return;
     const width = Math.max(300, holder.clientWidth / 2);
     const url = "/api/runs/" + runId + "/series/?max_points=" + Math.round(Math.min(4000, width * 2)) + "&keys=" + encodeURIComponent(keys.join(","));
     const data = await window.Labbook.api("GET", url);
-    data.series.forEach((s) => draw(s.key, s.steps, s.values));
+    data.series.forEach((s) => {
+      // Live points that arrived while the history loaded (newer than its last step) are kept, not dropped.
+      const xs = s.steps.slice(); const ys = s.values.slice();
+      const live = charts.get(s.key);
+      if (live) {
+        const last = xs.length ? xs[xs.length - 1] : -Infinity;
+        live.xs.forEach((x, i) => { if (x > last) { xs.push(x); ys.push(live.ys[i]); } });
+      }
+      draw(s.key, xs, ys);
+    });
   }
+
+  // The run's status badge follows its job (labbook:status comes from the live stream, runner/live.js).
+  document.addEventListener("labbook:status", (event) => {
+    const detail = event.detail || {};
+    if (Number(detail.run) !== runId || !detail.status) return;
+    holder.dataset.status = detail.status;
+    const badge = document.getElementById("run-status");
+    if (badge) { badge.textContent = detail.status; badge.className = "status-" + detail.status + " badge"; }
+  });
 
   // Live points: appended in step order (a resent point with a known step is ignored).
   document.addEventListener("labbook:metrics", (event) => {
