@@ -24,6 +24,7 @@ from runner.engine.reporter import Reporter
 from runner.engine.train import fit
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+MACS_TOLERANCE = 0.05  # a step that ends more than 5% above its MACs target is reported as not reached
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
@@ -80,6 +81,13 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *
     return macs
 
 
+def check_importance(model: nn.Module, importance: str) -> None:
+    """BN-scale importance ranks channels by their BatchNorm gamma: a model without BatchNorm has nothing to rank."""
+    if importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise ValueError("hyperparameters.importance: 'bn_scale' needs BatchNorm layers and this model has none; "
+                         "use l1, l2 or taylor")
+
+
 def keep_ratios(model: nn.Module, original: dict[str, int]) -> dict[str, float]:
     current = dict(model.named_modules())
     return {name: out_channels(current[name]) / n for name, n in original.items()}
@@ -102,13 +110,15 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
     arch = ckpt["arch"]
     if arch["model"] in NOT_STRUCTURALLY_PRUNABLE:
         raise ValueError(f"structured pruning does not support {arch['model']}; use method 'unstructured'")
+    check_importance(model, hp["importance"])
     example = example_input(data).to(device)
     base_macs, base_params = count_macs(model, example)
     dense = evaluate(model, data.x_val, data.y_val, device, hp["eval_batch_size"])
     original = {n: out_channels(m) for n, m in prunable_layers(model)}
     reporter.on_log(f"dense model: {base_macs:.3e} MACs, {base_params} parameters, val acc {dense['acc']:.4f}")
     reporter.on_metrics(0, {"macs_remaining": base_macs, "macs_ratio": 1.0, "params": base_params,
-                            "val_acc": dense["acc"]})
+                            "val_acc": dense["acc"]} | {f"keep/{n}": 1.0 for n in original})
+    report_cost(reporter, model, example, step=0, label="dense")
     steps, keep = hp["steps"], hp["target_macs"]
     history: list[dict[str, Any]] = []
     global_step, cancelled = 0, False
@@ -125,14 +135,19 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
         line = (f"After step {s}, {100 * macs / base_macs:.1f}% of MACs remains ({macs:.2e}/{base_macs:.2e}); "
                 f"keep ratios [{', '.join(f'{r:.3f}' for r in ratios.values())}]")
         reporter.on_log(line)
+        if macs > target * (1 + MACS_TOLERANCE):
+            reporter.on_log(f"step {s} could not reach its target of {target:.3e} MACs: the remaining channels "
+                            f"cannot be pruned further with {hp['importance']} importance")
+        # Per-layer keep ratios as metrics at the step they were reached, so the run page charts them over steps.
+        reporter.on_metrics(global_step, {"macs_remaining": macs, "macs_ratio": macs / base_macs, "prune_step": s}
+                            | {f"keep/{n}": r for n, r in ratios.items()})
         if hp["finetune_epochs"] > 0:
             result = fit(model, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
                          seed=spec["seed"] + 1000 * s, step_offset=global_step, prefix="finetune/",
                          progress_total=total)
             global_step, cancelled = result.step, result.cancelled
         val = evaluate(model, data.x_val, data.y_val, device, hp["eval_batch_size"])
-        reporter.on_metrics(global_step, {"macs_remaining": macs, "macs_ratio": macs / base_macs, "params": params,
-                                          "val_acc": val["acc"], "prune_step": s})
+        reporter.on_metrics(global_step, {"params": params, "val_acc": val["acc"]})
         new_arch = {**arch, "channels": describe_channels(model)}
         name = f"checkpoints/prune_step_{s:03d}.pt"
         for path in ("checkpoint.pt", name):
@@ -142,12 +157,13 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
         report_cost(reporter, model, example, step=global_step, label=f"prune step {s}")
         history.append({"step": s, "macs": macs, "macs_ratio": macs / base_macs, "params": params,
                         "val_acc": val["acc"], "keep_ratios": ratios, "log": line})
+        # Rewritten after every step, so a cancelled or failed job still leaves the steps it finished.
+        (out_dir / "pruning.json").write_text(json.dumps({"base_macs": base_macs, "layers": list(original),
+                                                          "original_channels": original, "steps": history}, indent=1))
+        reporter.on_artifact("pruning.json", kind="pruning", meta={"steps": len(history)})
         if cancelled or reporter.should_stop():
             cancelled = True
             break
-    (out_dir / "pruning.json").write_text(json.dumps({"base_macs": base_macs, "layers": list(original),
-                                                      "steps": history}, indent=1))
-    reporter.on_artifact("pruning.json", kind="pruning", meta={"steps": len(history)})
     test = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
     reporter.on_metrics(global_step, {"test_acc": test["acc"], "test_loss": test["loss"]})
     last = history[-1] if history else {"macs": base_macs, "macs_ratio": 1.0, "params": base_params}
@@ -186,7 +202,8 @@ def _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model) -> dic
     example = example_input(data).to(device)
     report_cost(reporter, model, example, step=step, label="unstructured pruned")
     test = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
-    reporter.on_metrics(step, {"weight_density": nonzero / total, "test_acc": test["acc"]})
+    reporter.on_metrics(step, {"weight_density": nonzero / total, "test_acc": test["acc"]}
+                        | {f"density/{n}": d for n, d in density.items()})
     return {"kind": "prune", "method": "unstructured", "scope": hp["scope"], "density": nonzero / total,
             "layer_density": density, "test_acc": test["acc"], "checkpoint": "checkpoint.pt",
             "cancelled": bool(result and result.cancelled)}
@@ -240,7 +257,8 @@ def sensitivity_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> 
         reporter.on_log(f"{name}: " + ", ".join(f"{r:.2f}->{a:.3f}" for r, a in zip(ratios, row, strict=False)))
         if reporter.should_stop():
             break
-    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": acc, "baseline_acc": baseline,
+    # "baseline" is the key the run page's heatmap reads; "baseline_acc" is kept for the summary's naming.
+    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": acc, "baseline": baseline, "baseline_acc": baseline,
               "metric": "val_acc", "importance": hp["importance"]}
     (out_dir / "sensitivity.json").write_text(json.dumps(result))
     reporter.on_artifact("sensitivity.json", kind="sensitivity", meta={"layers": len(acc), "ratios": len(ratios)})

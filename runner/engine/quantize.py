@@ -36,7 +36,8 @@ def layer_bits(model: nn.Module, *, w_bits: int, a_bits: int, first_last_8bit: b
         bits[names[0]] = bits[names[-1]] = (8, 8)
     unknown = sorted(set(overrides or {}) - set(names))
     if unknown:
-        raise ValueError(f"layer_bits names unknown layer(s) {', '.join(unknown)}; layers: {', '.join(names)}")
+        raise ValueError(f"hyperparameters.layer_bits names unknown layer(s) {', '.join(unknown)}; "
+                         f"layers: {', '.join(names)}")
     for n, (wb, ab) in (overrides or {}).items():
         bits[n] = (int(wb), int(ab))
     return bits
@@ -148,6 +149,8 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
     ckpt = load_checkpoint(spec["checkpoint"])
     model = model_from_checkpoint(ckpt).to(device).eval()
     fp32 = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
+    example = example_input(data).to(device)
+    report_cost(reporter, model, example, step=0, label="fp32")
     bits = layer_bits(model, w_bits=hp["w_bits"], a_bits=hp["a_bits"], first_last_8bit=hp["first_last_8bit"],
                       overrides=hp["layer_bits"])
     reporter.on_log(f"fp32 test acc {fp32['acc']:.4f}; bits (w, a) per layer: "
@@ -177,7 +180,7 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
                            "symmetric": hp["symmetric"], "power_of_two": hp["power_of_two"]})
     reporter.on_artifact("checkpoint.pt", kind="checkpoint", meta={"method": hp["method"], "w_bits": hp["w_bits"],
                                                                    "a_bits": hp["a_bits"]})
-    report_cost(reporter, baked, example_input(data).to(device), step=step, bits=bits,
+    report_cost(reporter, baked, example, step=step, bits=bits,
                 label=f"{hp['method']} W{hp['w_bits']}A{hp['a_bits']}")
     metrics = {"quant_acc": final["acc"], "acc_drop": fp32["acc"] - final["acc"]}
     int8 = None

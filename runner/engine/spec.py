@@ -177,7 +177,12 @@ def validate(spec: Any) -> tuple[dict[str, Any], dict[str, str]]:
         errors["hyperparameters"] = "hyperparameters must be an object"
         hp = {}
     schema = SCHEMAS.get(kind)
-    if schema is None:  # estimate / measure: the cost jobs read their own options
+    if schema is None:  # estimate / measure: the cost jobs own their options and check them
+        from runner.engine.cost_jobs import OPTIONS, validate_options
+
+        if kind in OPTIONS:
+            hp, problems = validate_options(kind, hp)
+            errors.update(problems)
         clean["hyperparameters"] = dict(hp)
         return clean, errors
     out: dict[str, Any] = {}
