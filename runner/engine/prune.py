@@ -7,6 +7,7 @@ counter knows); FLOPs = 2 x MACs.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from pathlib import Path
@@ -17,13 +18,24 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from runner.engine.common import (arch_of, evaluate, example_input, load_checkpoint, load_data, model_from_checkpoint,
-                                  report_cost, resolve_device, save_checkpoint, seed_everything)
+from runner.engine.common import (
+    arch_of,
+    evaluate,
+    example_input,
+    load_checkpoint,
+    load_data,
+    model_from_checkpoint,
+    report_cost,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
 from runner.engine.models import NOT_STRUCTURALLY_PRUNABLE, describe_channels
 from runner.engine.reporter import Reporter
 from runner.engine.train import fit
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+MAX_RATIO = 0.95  # no layer loses more than 95% of its channels in one step
 MACS_TOLERANCE = 0.05  # a step that ends more than 5% above its MACs target is reported as not reached
 
 
@@ -63,22 +75,48 @@ def _taylor_gradients(model: nn.Module, data, device: torch.device, batches: int
             nn.functional.cross_entropy(model(xb), yb).backward()
 
 
-def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *, importance: str, data=None,
-                  device: torch.device | None = None, round_to: int = 1, fine_steps: int = 200) -> int:
-    """Remove channels until MACs <= target_macs, in small uniform increments of the per-layer ratio (so the
-    result lands just under the target rather than overshooting). Returns the MACs afterwards."""
-    model.eval()
-    macs, _ = count_macs(model, example)
-    pruner = tp.pruner.BasePruner(
-        model, example, importance=make_importance(importance), pruning_ratio=0.95, iterative_steps=fine_steps,
-        ignored_layers=[classifier_of(model)], round_to=round_to if round_to > 1 else None)
-    while macs > target_macs and pruner.current_step < fine_steps:
+def _pruned_copy(model: nn.Module, example: torch.Tensor, ratio: float, *, importance: str, data, device,
+                 round_to: int) -> tuple[nn.Module, int]:
+    """A copy of ``model`` with the share ``ratio`` of every prunable group's channels removed (lowest importance
+    first, through torch-pruning's dependency graph), and its MACs."""
+    trial = copy.deepcopy(model)
+    if ratio > 0:
         if importance == "taylor":
-            _taylor_gradients(model, data, device or example.device)
+            _taylor_gradients(trial, data, device or example.device)
+        pruner = tp.pruner.BasePruner(
+            trial, example, importance=make_importance(importance), pruning_ratio=ratio, iterative_steps=1,
+            ignored_layers=[classifier_of(trial)], round_to=round_to if round_to > 1 else None)
         pruner.step()
-        macs, _ = count_macs(model, example)
-    model.zero_grad(set_to_none=True)
-    return macs
+        trial.zero_grad(set_to_none=True)
+    return trial, count_macs(trial, example)[0]
+
+
+def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *, importance: str, data=None,
+                  device: torch.device | None = None, round_to: int = 1) -> tuple[nn.Module, int]:
+    """The model with channels removed so that its MACs are as close to ``target_macs`` as the channel counts
+    allow, and those MACs. ``model`` itself is left as it is.
+
+    Every prunable group loses the same share r of its channels (the ones its importance ranks lowest). MACs fall
+    monotonically with r, so a bisection on r finds the two channel configurations around the target; the one
+    nearer to it wins. Bisection stops once r is finer than one channel of the widest layer.
+    """
+    model.eval()
+    macs = count_macs(model, example)[0]
+    if macs <= target_macs:
+        return model, macs
+    widest = max(out_channels(m) for _, m in prunable_layers(model))
+    trial = functools.partial(_pruned_copy, model, example, importance=importance, data=data, device=device,
+                              round_to=round_to)
+    above, below = (model, macs), trial(MAX_RATIO)
+    lo, hi = 0.0, MAX_RATIO
+    while hi - lo > 0.25 / widest:
+        mid = (lo + hi) / 2
+        candidate = trial(mid)
+        if candidate[1] > target_macs:
+            lo, above = mid, candidate
+        else:
+            hi, below = mid, candidate
+    return min(above, below, key=lambda c: abs(c[1] - target_macs))
 
 
 def check_importance(model: nn.Module, importance: str) -> None:
@@ -126,7 +164,7 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
     total = steps * (1 + hp["finetune_epochs"] * steps_per_epoch)
     for s in range(1, steps + 1):
         target = base_macs * (1 - (1 - keep) * s / steps)
-        macs = prune_to_macs(model, example, target, importance=hp["importance"], data=data, device=device,
+        model, macs = prune_to_macs(model, example, target, importance=hp["importance"], data=data, device=device,
                              round_to=hp["round_to"])
         params = sum(p.numel() for p in model.parameters())
         ratios = keep_ratios(model, original)
@@ -135,9 +173,9 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
         line = (f"After step {s}, {100 * macs / base_macs:.1f}% of MACs remains ({macs:.2e}/{base_macs:.2e}); "
                 f"keep ratios [{', '.join(f'{r:.3f}' for r in ratios.values())}]")
         reporter.on_log(line)
-        if macs > target * (1 + MACS_TOLERANCE):
-            reporter.on_log(f"step {s} could not reach its target of {target:.3e} MACs: the remaining channels "
-                            f"cannot be pruned further with {hp['importance']} importance")
+        if abs(macs - target) > MACS_TOLERANCE * target:
+            reporter.on_log(f"step {s} ended {100 * (macs / target - 1):+.1f}% off its target of {target:.3e} MACs: "
+                            f"the channel counts left allow no closer configuration")
         # Per-layer keep ratios as metrics at the step they were reached, so the run page charts them over steps.
         reporter.on_metrics(global_step, {"macs_remaining": macs, "macs_ratio": macs / base_macs, "prune_step": s}
                             | {f"keep/{n}": r for n, r in ratios.items()})

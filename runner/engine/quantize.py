@@ -17,8 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from runner.engine.common import (evaluate, example_input, load_checkpoint, load_data, model_from_checkpoint,
-                                  report_cost, resolve_device, save_checkpoint, seed_everything)
+from runner.engine.common import (
+    evaluate,
+    example_input,
+    load_checkpoint,
+    load_data,
+    model_from_checkpoint,
+    report_cost,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
 from runner.engine.fakequant import QuantLayer, calibrate, wrap_layers
 from runner.engine.reporter import Reporter
 from runner.engine.train import fit

@@ -104,7 +104,7 @@ def _check_value(name: str, p: P, value: Any) -> tuple[Any, str | None]:
     if p.choices is not None and value not in p.choices:
         return value, f"unknown {name} {value!r}; allowed: {', '.join(map(str, p.choices))}"
     if p.type is list:
-        bad = [v for v in value if not isinstance(v, (int, float)) or isinstance(v, bool)
+        bad = [v for v in value if not isinstance(v, int | float) or isinstance(v, bool)
                or not (p.lo <= v <= p.hi)]
         if bad or not value:
             return value, f"{name} must be a non-empty list of numbers {_range_text(p)}"
@@ -118,7 +118,7 @@ def _check_value(name: str, p: P, value: Any) -> tuple[Any, str | None]:
 
 def _check_layer_bits(value: dict) -> str | None:
     for layer, bits in value.items():
-        if not isinstance(layer, str) or not isinstance(bits, (list, tuple)) or len(bits) != 2 or not all(
+        if not isinstance(layer, str) or not isinstance(bits, list | tuple) or len(bits) != 2 or not all(
                 isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 8 for b in bits):
             return f"layer_bits maps a layer name to [w_bits, a_bits] with bits in 2..8; bad entry for {layer!r}"
     return None
