@@ -28,18 +28,31 @@ from runner.engine.common import (
     save_checkpoint,
     seed_everything,
 )
-from runner.engine.fakequant import QuantLayer, calibrate, wrap_layers
+from runner.engine.fakequant import Quantizer, QuantLayer, calibrate, wrap_layers
 from runner.engine.reporter import Reporter
 from runner.engine.train import fit
 
 QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Names of the conv/linear layers we fake-quantize, in forward order. nn.MultiheadAttention's projections stay
+    in floating point: it reads ``out_proj.weight`` and its packed ``in_proj_weight`` directly instead of calling
+    them as modules, so a wrapper would never run."""
+    inside_attention = {f"{n}.out_proj" for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
+    return [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE) and n not in inside_attention]
+
+
+def _no_fast_path(module: nn.Module, args) -> None:
+    """A forward pre-hook that does nothing: its presence makes nn.TransformerEncoderLayer skip its fused inference
+    path, which reads linear1/linear2 weights directly and so would bypass the fake-quant wrappers."""
+
+
 def layer_bits(model: nn.Module, *, w_bits: int, a_bits: int, first_last_8bit: bool = True,
                overrides: dict[str, list[int]] | None = None) -> dict[str, tuple[int, int]]:
     """Bit widths per conv/linear layer: the default, 8/8 for the first and last layers (they are small and the
     most sensitive), then explicit per-layer overrides. Unknown override names raise ValueError listing the layers."""
-    names = [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
+    names = quantizable_layers(model)
     bits = {n: (w_bits, a_bits) for n in names}
     if first_last_8bit and names:
         bits[names[0]] = bits[names[-1]] = (8, 8)
@@ -57,6 +70,9 @@ def quantize_model(model: nn.Module, bits: dict[str, tuple[int, int]], calib_bat
                    power_of_two: bool = False) -> tuple[nn.Module, dict[str, QuantLayer]]:
     """PTQ: a calibrated fake-quant copy of ``model`` (the original is untouched)."""
     qmodel = copy.deepcopy(model)
+    for m in qmodel.modules():
+        if isinstance(m, nn.TransformerEncoderLayer):
+            m.register_forward_pre_hook(_no_fast_path)
     wrapped = wrap_layers(qmodel, bits, per_channel=granularity == "per_channel", symmetric=symmetric,
                           observer=observer, percentile=percentile, power_of_two=power_of_two)
     calibrate(qmodel, wrapped, calib_batches)
@@ -79,6 +95,17 @@ def bake(float_model: nn.Module, qmodel: nn.Module, wrapped: dict[str, QuantLaye
                         "a_zero_point": float(q.aq.zero_point.reshape(-1)[0]), "a_qmin": q.aq.qmin,
                         "a_qmax": q.aq.qmax, "w_qmax": q.wq.qmax}
     return plain, config
+
+
+def qat_param_groups(qmodel: nn.Module, hp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Weights, then LSQ step sizes at ``step_lr_scale`` x the learning rate and without weight decay (decay
+    would shrink every step size towards 0). Adam moves each parameter by about lr per step whatever its gradient,
+    and step sizes are small numbers (often 1e-2), so they need the smaller rate that LSQ's gradient scaling gives
+    them under SGD."""
+    scales = [q.scale for q in qmodel.modules() if isinstance(q, Quantizer) and q.learned]
+    ids = {id(p) for p in scales}
+    weights = [p for p in qmodel.parameters() if p.requires_grad and id(p) not in ids]
+    return [{"params": weights}, {"params": scales, "lr_scale": hp["step_lr_scale"], "weight_decay": 0.0}]
 
 
 def _calib_iter(data, n_batches: int, bsz: int, device: torch.device):
@@ -173,12 +200,14 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
     reporter.on_log(f"PTQ ({hp['observer']}, {hp['granularity']}): test acc {ptq['acc']:.4f}")
     step, cancelled, final = 0, False, ptq
     if hp["method"] == "qat" and hp["finetune_epochs"] > 0:
+        groups = None
         if hp["learned_step"]:
             for q in wrapped.values():
                 q.wq.make_learnable()
                 q.aq.make_learnable()
+            groups = qat_param_groups(qmodel, hp)
         result = fit(qmodel, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
-                     seed=spec["seed"] + 2000, prefix="qat/")
+                     seed=spec["seed"] + 2000, prefix="qat/", param_groups=groups)
         step, cancelled = result.step, result.cancelled
         qmodel.eval()
         final = evaluate(qmodel, data.x_test, data.y_test, device, hp["eval_batch_size"])

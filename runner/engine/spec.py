@@ -76,6 +76,7 @@ QUANTIZE = FINETUNE | {
     "symmetric": P(bool, True),
     "power_of_two": P(bool, False),
     "learned_step": P(bool, True),  # QAT: LSQ step sizes; False = fixed scales from calibration + STE
+    "step_lr_scale": P(float, 1.0, 0, 100),  # QAT with LSQ: step sizes learn at this multiple of lr
     "first_last_8bit": P(bool, True),
     "layer_bits": P(dict, {}),  # {layer name: [w_bits, a_bits]}
     "calib_batches": P(int, 8, 1, 10000),

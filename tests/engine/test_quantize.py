@@ -188,3 +188,25 @@ def test_int8_cpu_model_is_close_to_fp32_and_its_latency_is_reported(trained_cnn
     assert int8["supported"] and int8["latency_s"] > 0 and int8["fp32_latency_s"] > 0
     assert abs(int8["test_acc"] - summary["fp32_acc"]) < 0.03
     assert "int8_latency_s" in reporter.metrics[-1][1]
+
+
+def test_transformer_feed_forward_layers_are_quantized_and_attention_stays_float(tmp_path):
+    spec = {"kind": "train", "model": "vit", "dataset": "digits", "device": "cpu", "seed": 0,
+            "model_options": {"dim": 16, "depth": 1, "heads": 2},
+            "hyperparameters": {"epochs": 1, "batch_size": 64, "lr": 0.05, "train_subset": 128}}
+    run_job(spec, tmp_path, RecordingReporter())
+    data = load_data({"dataset": "digits", "seed": 0})
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "checkpoint.pt")).eval()
+    bits = layer_bits(model, w_bits=2, a_bits=2, first_last_8bit=False)
+    assert "encoder.layers.0.linear1" in bits and "encoder.layers.0.self_attn.out_proj" not in bits
+    qmodel, wrapped = quantize_model(model, bits, [data.x_train[:64]])
+    # in eval mode too (where PyTorch has a fused transformer path), the 2-bit wrappers are what runs
+    with torch.no_grad():
+        assert not torch.allclose(qmodel.eval()(data.x_test[:32]), model(data.x_test[:32]), atol=1e-3)
+        wrapped["encoder.layers.0.linear1"].aq.mode = "off"
+        wrapped["encoder.layers.0.linear1"].wq.mode = "off"
+        changed = qmodel(data.x_test[:32])
+    with torch.no_grad():
+        wrapped["encoder.layers.0.linear1"].aq.mode = "quant"
+        wrapped["encoder.layers.0.linear1"].wq.mode = "quant"
+        assert not torch.equal(changed, qmodel(data.x_test[:32]))

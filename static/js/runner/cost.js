@@ -217,7 +217,8 @@
 
   function heatmap(sens) {
     const box = el("div", { class: "cost-heatmap" });
-    box.append(el("h4", {}, "Pruning sensitivity (accuracy after pruning each layer alone)"));
+    const base = typeof sens.baseline === "number" ? `; unpruned ${sens.baseline.toFixed(3)}` : "";
+    box.append(el("h4", {}, `Pruning sensitivity (accuracy after pruning each layer alone${base})`));
     const flat = sens.acc.flat().filter((v) => typeof v === "number");
     const lo = Math.min(...flat), hi = Math.max(...flat);
     const table = el("table", { class: "table heat" });
