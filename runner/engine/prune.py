@@ -75,14 +75,16 @@ def _taylor_gradients(model: nn.Module, data, device: torch.device, batches: int
             nn.functional.cross_entropy(model(xb), yb).backward()
 
 
-def _pruned_copy(model: nn.Module, example: torch.Tensor, ratio: float, *, importance: str, data, device,
+def _pruned_copy(model: nn.Module, example: torch.Tensor, ratio: float, *, importance: str, grads: dict | None,
                  round_to: int) -> tuple[nn.Module, int]:
     """A copy of ``model`` with the share ``ratio`` of every prunable group's channels removed (lowest importance
-    first, through torch-pruning's dependency graph), and its MACs."""
+    first, through torch-pruning's dependency graph), and its MACs. ``grads`` (Taylor importance): the loss
+    gradients of ``model``'s parameters by name, given to the copy (deepcopy does not copy .grad)."""
     trial = copy.deepcopy(model)
     if ratio > 0:
-        if importance == "taylor":
-            _taylor_gradients(trial, data, device or example.device)
+        for name, p in trial.named_parameters():
+            if grads and name in grads:
+                p.grad = grads[name].clone()
         pruner = tp.pruner.BasePruner(
             trial, example, importance=make_importance(importance), pruning_ratio=ratio, iterative_steps=1,
             ignored_layers=[classifier_of(trial)], round_to=round_to if round_to > 1 else None)
@@ -105,8 +107,12 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *
     if macs <= target_macs:
         return model, macs
     widest = max(out_channels(m) for _, m in prunable_layers(model))
-    trial = functools.partial(_pruned_copy, model, example, importance=importance, data=data, device=device,
-                              round_to=round_to)
+    grads = None
+    if importance == "taylor":  # one set of gradients for every trial
+        _taylor_gradients(model, data, device or example.device)
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+    trial = functools.partial(_pruned_copy, model, example, importance=importance, grads=grads, round_to=round_to)
     above, below = (model, macs), trial(MAX_RATIO)
     lo, hi = 0.0, MAX_RATIO
     while hi - lo > 0.25 / widest:
@@ -116,7 +122,78 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *
             lo, above = mid, candidate
         else:
             hi, below = mid, candidate
-    return min(above, below, key=lambda c: abs(c[1] - target_macs))
+    best = min(above, below, key=lambda c: abs(c[1] - target_macs))
+    if abs(best[1] - target_macs) > MACS_TOLERANCE * target_macs:
+        # Channels tied across layers (residual sums) or narrow layers make the uniform steps coarse: walk down
+        # from the configuration above the target one group at a time.
+        refined = _refine(*above, example, target_macs, importance=importance, data=data, device=device,
+                          round_to=round_to)
+        best = min(best, refined, key=lambda c: abs(c[1] - target_macs))
+    return best
+
+
+def _refine(model: nn.Module, macs: int, example: torch.Tensor, target_macs: float, *, importance: str, data,
+            device, round_to: int) -> tuple[nn.Module, int]:
+    """A copy of ``model`` (MACs above the target) with a few more channels removed group by group, chosen to
+    close the gap to the target: each group's MACs saving for ``round_to`` channels is measured once, then groups
+    are taken greedily (largest saving that still fits the gap, then at most one that overshoots by less than it
+    leaves), each losing its least important channels."""
+    if importance == "taylor":
+        _taylor_gradients(model, data, device or example.device)
+    imp = make_importance(importance)
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    order, saving, width = {}, {}, {}
+    for name in _group_roots(model, example):
+        layer = model.get_submodule(name)
+        width[name] = out_channels(layer)
+        scores = imp(dg.get_pruning_group(layer, _out_fn(layer), idxs=list(range(width[name]))))
+        if scores is None or width[name] <= round_to:
+            continue
+        order[name] = torch.argsort(scores).tolist()
+        trial = _remove(model, example, {name: order[name][:round_to]})
+        saving[name] = macs - count_macs(trial, example)[0]
+    model.zero_grad(set_to_none=True)
+    gap, taken = macs - target_macs, dict.fromkeys(order, 0)
+    while gap > 0:
+        room = [n for n in order if taken[n] + 2 * round_to <= width[n] and saving[n] > 0]
+        fits = [n for n in room if saving[n] <= gap]
+        if fits:
+            name = max(fits, key=lambda n: saving[n])
+        elif room and (over := min(room, key=lambda n: saving[n])) and saving[over] - gap < gap:
+            name = over
+        else:
+            break
+        taken[name] += round_to
+        gap -= saving[name]
+    if not any(taken.values()):
+        return model, macs
+    refined = _remove(model, example, {n: order[n][:k] for n, k in taken.items() if k})
+    return refined, count_macs(refined, example)[0]
+
+
+def _out_fn(layer: nn.Module):
+    return tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
+
+
+def _remove(model: nn.Module, example: torch.Tensor, channels: dict[str, list[int]]) -> nn.Module:
+    """A copy of ``model`` without the given output channels of the named layers (and all that depends on them)."""
+    clone = copy.deepcopy(model)
+    dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
+    for name, idxs in channels.items():
+        layer = clone.get_submodule(name)
+        group = dg.get_pruning_group(layer, _out_fn(layer), idxs=idxs)
+        if dg.check_pruning_group(group):
+            group.prune()
+    clone.zero_grad(set_to_none=True)
+    return clone
+
+
+def _group_roots(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of one root layer per prunable channel group (the classifier's group excluded)."""
+    names = {m: n for n, m in model.named_modules()}
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    groups = dg.get_all_groups(ignored_layers=[classifier_of(model)], root_module_types=PRUNABLE)
+    return [names[group[0][0].target.module] for group in groups]
 
 
 def check_importance(model: nn.Module, importance: str) -> None:
@@ -259,8 +336,7 @@ def _prune_layer_copy(model: nn.Module, layer_name: str, ratio: float, example: 
     dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
     norms = layer.weight.detach().flatten(1).norm(p=p, dim=1)
     idxs = torch.argsort(norms)[:k].tolist()
-    fn = tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
-    group = dg.get_pruning_group(layer, fn, idxs=idxs)
+    group = dg.get_pruning_group(layer, _out_fn(layer), idxs=idxs)
     if dg.check_pruning_group(group):
         group.prune()
     return clone
