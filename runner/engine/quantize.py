@@ -89,12 +89,41 @@ def bake(float_model: nn.Module, qmodel: nn.Module, wrapped: dict[str, QuantLaye
     plain.load_state_dict(state)
     config = {}
     for name, q in wrapped.items():
+        weight = q.layer.weight
         plain.get_submodule(name).weight.copy_(q.quantized_weight())
         s = q.aq.effective_scale(1).detach()
+        w_numel = weight.numel() if q.wq.channel_axis is None else weight.numel() // weight.shape[0]
         config[name] = {"w_bits": q.w_bits, "a_bits": q.a_bits, "a_scale": float(s.reshape(-1)[0]),
                         "a_zero_point": float(q.aq.zero_point.reshape(-1)[0]), "a_qmin": q.aq.qmin,
-                        "a_qmax": q.aq.qmax, "w_qmax": q.wq.qmax}
+                        "a_qmax": q.aq.qmax, "w_qmin": q.wq.qmin, "w_qmax": q.wq.qmax,
+                        "w_scale": q.wq.effective_scale(w_numel).detach().cpu().clone(),
+                        "w_zero_point": q.wq.zero_point.detach().cpu().clone()}
     return plain, config
+
+
+def quantized_model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """The fake-quant model a quantize job's checkpoint describes: its float architecture with quantized weights,
+    wrapped again with the stored weight and activation quantizers (frozen), so it computes what the job
+    evaluated. A plain ``model_from_checkpoint`` gives the same weights with float activations."""
+    meta = ckpt["quant"]
+    model = model_from_checkpoint(ckpt)
+    bits = {n: (c["w_bits"], c["a_bits"]) for n, c in meta["layers"].items()}
+    wrapped = wrap_layers(model, bits, per_channel=meta["granularity"] == "per_channel", symmetric=meta["symmetric"],
+                          observer="minmax", percentile=100.0, power_of_two=meta["power_of_two"])
+    for name, q in wrapped.items():
+        c = meta["layers"][name]
+        q.wq.scale, q.wq.zero_point = c["w_scale"].clone(), c["w_zero_point"].clone()
+        q.wq.qmin, q.wq.qmax = c["w_qmin"], c["w_qmax"]
+        q.aq.scale, q.aq.zero_point = torch.tensor([c["a_scale"]]), torch.tensor([c["a_zero_point"]])
+        q.aq.qmin, q.aq.qmax = c["a_qmin"], c["a_qmax"]
+        q.wq.mode = q.aq.mode = "quant"
+    return model.eval()
+
+
+def quant_meta(hp: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """What a quantized checkpoint records besides its (already quantized) weights."""
+    return {"method": hp["method"], "layers": config, "granularity": hp["granularity"], "symmetric": hp["symmetric"],
+            "power_of_two": hp["power_of_two"], "observer": hp["observer"]}
 
 
 def qat_param_groups(qmodel: nn.Module, hp: dict[str, Any]) -> list[dict[str, Any]]:
@@ -206,16 +235,21 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
                 q.wq.make_learnable()
                 q.aq.make_learnable()
             groups = qat_param_groups(qmodel, hp)
+        def save_epoch(epoch: int, at_step: int, _optimizer) -> None:
+            name = f"checkpoints/qat_epoch_{epoch + 1:04d}.pt"
+            baked, config = bake(model, qmodel, wrapped)
+            save_checkpoint(out_dir / name, model=baked, arch=ckpt["arch"], quant=quant_meta(hp, config))
+            reporter.on_artifact(name, kind="checkpoint", meta={"epoch": epoch + 1, "step": at_step})
+            report_cost(reporter, baked, example, step=at_step, bits=bits, label=f"qat epoch {epoch + 1}")
+
         result = fit(qmodel, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
-                     seed=spec["seed"] + 2000, prefix="qat/", param_groups=groups)
+                     seed=spec["seed"] + 2000, prefix="qat/", param_groups=groups, on_epoch_end=save_epoch)
         step, cancelled = result.step, result.cancelled
         qmodel.eval()
         final = evaluate(qmodel, data.x_test, data.y_test, device, hp["eval_batch_size"])
         reporter.on_log(f"QAT ({'LSQ' if hp['learned_step'] else 'STE, fixed scales'}): test acc {final['acc']:.4f}")
     baked, config = bake(model, qmodel, wrapped)
-    save_checkpoint(out_dir / "checkpoint.pt", model=baked, arch=ckpt["arch"],
-                    quant={"method": hp["method"], "layers": config, "granularity": hp["granularity"],
-                           "symmetric": hp["symmetric"], "power_of_two": hp["power_of_two"]})
+    save_checkpoint(out_dir / "checkpoint.pt", model=baked, arch=ckpt["arch"], quant=quant_meta(hp, config))
     reporter.on_artifact("checkpoint.pt", kind="checkpoint", meta={"method": hp["method"], "w_bits": hp["w_bits"],
                                                                    "a_bits": hp["a_bits"]})
     report_cost(reporter, baked, example, step=step, bits=bits,
@@ -223,7 +257,7 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
     metrics = {"quant_acc": final["acc"], "acc_drop": fp32["acc"] - final["acc"]}
     int8 = None
     if hp["real_int8"]:
-        int8 = measure_int8(model, data, hp, reporter)
+        int8 = measure_int8(baked, data, hp, reporter)  # the quantized weights (after QAT, the trained ones)
         if int8["supported"]:
             metrics |= {"int8_acc": int8["test_acc"], "int8_latency_s": int8["latency_s"],
                         "fp32_latency_s": int8["fp32_latency_s"]}

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from runner.engine.common import example_input, load_checkpoint, load_data, model_from_checkpoint
-from runner.engine.fakequant import Quantizer, fake_quant
+from runner.engine.common import evaluate, example_input, load_checkpoint, load_data, model_from_checkpoint
+from runner.engine.fakequant import Quantizer, QuantLayer, fake_quant
 from runner.engine.jobs import run_job
-from runner.engine.quantize import int8_cpu, layer_bits, quantize_model
+from runner.engine.quantize import int8_cpu, layer_bits, quantize_model, quantized_model_from_checkpoint
 from runner.engine.reporter import RecordingReporter
 
 LAYERS = ["features.0.0", "features.1.0", "features.3.0", "classifier"]
@@ -210,3 +210,21 @@ def test_transformer_feed_forward_layers_are_quantized_and_attention_stays_float
         wrapped["encoder.layers.0.linear1"].aq.mode = "quant"
         wrapped["encoder.layers.0.linear1"].wq.mode = "quant"
         assert not torch.equal(changed, qmodel(data.x_test[:32]))
+
+
+@pytest.mark.parametrize("options", [{"method": "ptq", "observer": "mse", "symmetric": False},
+                                     {"method": "qat", "finetune_epochs": 2, "power_of_two": True}])
+def test_quantized_checkpoint_reloads_to_the_model_the_job_evaluated(trained_cnn, tmp_path, options):
+    # Given a quantize job (PTQ, or QAT with LSQ step sizes that moved away from their calibrated values)
+    reporter = RecordingReporter()
+    summary = run_job(quant_spec(trained_cnn, w_bits=3, a_bits=4, **options), tmp_path, reporter)
+    # When its checkpoint is loaded (weights_only=True) and rebuilt with its stored quantizers
+    model = quantized_model_from_checkpoint(load_checkpoint(tmp_path / "checkpoint.pt"))
+    # Then it reaches exactly the accuracy the job reported for its fake-quant model
+    data = load_data({"dataset": "digits", "seed": 0})
+    assert evaluate(model, data.x_test, data.y_test, torch.device("cpu"))["acc"] == summary["test_acc"]
+    assert sum(isinstance(m, QuantLayer) for m in model.modules()) == 4
+    if options["method"] == "qat":  # one checkpoint per QAT epoch, each with a cost report
+        assert [a[0] for a in reporter.artifacts if a[1] == "checkpoint"] == [
+            "checkpoints/qat_epoch_0001.pt", "checkpoints/qat_epoch_0002.pt", "checkpoint.pt"]
+        assert [c["label"] for c in reporter.costs] == ["fp32", "qat epoch 1", "qat epoch 2", "qat W3A4"]
