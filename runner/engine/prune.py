@@ -100,8 +100,12 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *
 
     Every prunable group loses the same share r of its channels (the ones its importance ranks lowest). MACs fall
     monotonically with r, so a bisection on r finds the two channel configurations around the target; the one
-    nearer to it wins. Bisection stops once r is finer than one channel of the widest layer.
+    nearer to it wins. Bisection stops once r is finer than one channel of the widest layer. When tied or narrow
+    layers make even that step miss the target by more than 5%, ``_refine`` closes the gap group by group.
+    Taylor importance needs ``data`` (a few training batches give the gradients).
     """
+    if importance == "taylor" and data is None:
+        raise ValueError("Taylor importance needs training data for its gradients")
     model.eval()
     macs = count_macs(model, example)[0]
     if macs <= target_macs:
