@@ -192,3 +192,12 @@ def test_structured_pruning_also_shrinks_a_resnet(tmp_path):
     model = model_from_checkpoint(load_checkpoint(tmp_path / "p/checkpoint.pt"))
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     assert any(isinstance(m, nn.Conv2d) and m.out_channels < 8 for m in model.modules())
+
+
+def test_cancelled_pruning_keeps_the_steps_it_finished(trained_cnn, tmp_path):
+    reporter = RecordingReporter(stop_after_steps=1)  # cancel as soon as the first step reported progress
+    summary = run_job(prune_spec(trained_cnn, target_macs=0.4, steps=3), tmp_path, reporter)
+    assert summary["cancelled"] is True and summary["steps"] == 1
+    assert json.loads((tmp_path / "pruning.json").read_text())["steps"][0]["step"] == 1
+    assert load_checkpoint(tmp_path / "checkpoints/prune_step_001.pt")["prune_state"]["step"] == 1
+    assert not (tmp_path / "checkpoints/prune_step_002.pt").exists()
