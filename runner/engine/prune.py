@@ -1,5 +1,5 @@
-"""Pruning jobs: structured channel pruning to a MACs target (torch-pruning's dependency graph), unstructured
-magnitude pruning (torch.nn.utils.prune, made permanent), and a per-layer sensitivity scan.
+"""Pruning jobs: structured channel pruning to a MACs target (torch-pruning's dependency graph) and unstructured
+magnitude pruning (torch.nn.utils.prune, made permanent). The per-layer sensitivity scan is in sensitivity.py.
 
 MACs are multiply-accumulates of one forward pass on one example (conv, linear and the other ops torch-pruning's
 counter knows); FLOPs = 2 x MACs.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +149,7 @@ def _refine(model: nn.Module, macs: int, example: torch.Tensor, target_macs: flo
     for name in _group_roots(model, example):
         layer = model.get_submodule(name)
         width[name] = out_channels(layer)
-        scores = imp(dg.get_pruning_group(layer, _out_fn(layer), idxs=list(range(width[name]))))
+        scores = imp(dg.get_pruning_group(layer, out_pruning_fn(layer), idxs=list(range(width[name]))))
         if scores is None or width[name] <= round_to:
             continue
         order[name] = torch.argsort(scores).tolist()
@@ -175,7 +174,8 @@ def _refine(model: nn.Module, macs: int, example: torch.Tensor, target_macs: flo
     return refined, count_macs(refined, example)[0]
 
 
-def _out_fn(layer: nn.Module):
+def out_pruning_fn(layer: nn.Module):
+    """torch-pruning's function that removes output channels of a conv or linear layer."""
     return tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
 
 
@@ -185,7 +185,7 @@ def _remove(model: nn.Module, example: torch.Tensor, channels: dict[str, list[in
     dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
     for name, idxs in channels.items():
         layer = clone.get_submodule(name)
-        group = dg.get_pruning_group(layer, _out_fn(layer), idxs=idxs)
+        group = dg.get_pruning_group(layer, out_pruning_fn(layer), idxs=idxs)
         if dg.check_pruning_group(group):
             group.prune()
     clone.zero_grad(set_to_none=True)
@@ -212,7 +212,8 @@ def keep_ratios(model: nn.Module, original: dict[str, int]) -> dict[str, float]:
     return {name: out_channels(current[name]) / n for name, n in original.items()}
 
 
-def _setup(spec: dict[str, Any]):
+def setup_from_checkpoint(spec: dict[str, Any]):
+    """(hyperparameters, device, data, checkpoint, model) of a job that starts from a trained checkpoint."""
     hp = spec["hyperparameters"]
     seed_everything(spec["seed"], deterministic=hp.get("deterministic", True))
     device = resolve_device(spec["device"])
@@ -223,7 +224,7 @@ def _setup(spec: dict[str, Any]):
 
 
 def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    hp, device, data, ckpt, model = _setup(spec)
+    hp, device, data, ckpt, model = setup_from_checkpoint(spec)
     if hp["method"] == "unstructured":
         return _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model)
     arch = ckpt["arch"]
@@ -328,61 +329,4 @@ def _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model) -> dic
             "cancelled": bool(result and result.cancelled)}
 
 
-def _prune_layer_copy(model: nn.Module, layer_name: str, ratio: float, example: torch.Tensor, p: int) -> nn.Module:
-    """A copy of ``model`` with ``ratio`` of one layer's output channels (lowest L_p norm) removed, together with
-    everything that depends on them."""
-    clone = copy.deepcopy(model)
-    layer = dict(clone.named_modules())[layer_name]
-    n = out_channels(layer)
-    k = min(n - 1, int(round(ratio * n)))
-    if k <= 0:
-        return clone
-    dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
-    norms = layer.weight.detach().flatten(1).norm(p=p, dim=1)
-    idxs = torch.argsort(norms)[:k].tolist()
-    group = dg.get_pruning_group(layer, _out_fn(layer), idxs=idxs)
-    if dg.check_pruning_group(group):
-        group.prune()
-    return clone
-
-
-def sensitivity_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    """Validation accuracy after pruning each layer alone at each ratio (no fine-tuning): a layers x ratios matrix
-    written to sensitivity.json ({layers, ratios, acc, baseline_acc}) for the run page heatmap."""
-    hp, device, data, ckpt, model = _setup(spec)
-    if ckpt["arch"]["model"] in NOT_STRUCTURALLY_PRUNABLE:
-        raise ValueError(f"sensitivity analysis uses structured pruning, which does not support {ckpt['arch']['model']}")
-    model.eval()
-    x, y = data.x_val, data.y_val
-    if hp["max_eval_samples"]:
-        x, y = x[: hp["max_eval_samples"]], y[: hp["max_eval_samples"]]
-    example = example_input(data).to(device)
-    baseline = evaluate(model, x, y, device, hp["eval_batch_size"])["acc"]
-    layers, ratios = [n for n, _ in prunable_layers(model)], hp["ratios"]
-    p = 1 if hp["importance"] == "l1" else 2
-    acc: list[list[float]] = []
-    t0, done, total = time.perf_counter(), 0, len(layers) * len(ratios)
-    for name in layers:
-        row = []
-        for ratio in ratios:
-            row.append(evaluate(_prune_layer_copy(model, name, ratio, example, p), x, y, device,
-                                hp["eval_batch_size"])["acc"])
-            done += 1
-            reporter.on_progress(step=done, total=total, message=f"{name} at {ratio:.2f}")
-            if reporter.should_stop():
-                break
-        acc.append(row)
-        reporter.on_log(f"{name}: " + ", ".join(f"{r:.2f}->{a:.3f}" for r, a in zip(ratios, row, strict=False)))
-        if reporter.should_stop():
-            break
-    # "baseline" is the key the run page's heatmap reads; "baseline_acc" is kept for the summary's naming.
-    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": acc, "baseline": baseline, "baseline_acc": baseline,
-              "metric": "val_acc", "importance": hp["importance"]}
-    (out_dir / "sensitivity.json").write_text(json.dumps(result))
-    reporter.on_artifact("sensitivity.json", kind="sensitivity", meta={"layers": len(acc), "ratios": len(ratios)})
-    return {"kind": "sensitivity", "layers": len(acc), "ratios": ratios, "baseline_acc": baseline,
-            "cancelled": len(acc) < len(layers) or any(len(r) < len(ratios) for r in acc),
-            "wall_time_s": time.perf_counter() - t0, "artifact": "sensitivity.json"}
-
-
-__all__ = ["arch_of", "count_macs", "prune_job", "prune_to_macs", "sensitivity_job"]
+__all__ = ["arch_of", "count_macs", "prune_job", "prune_to_macs"]
