@@ -68,9 +68,11 @@ def sensitivity_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> 
         reporter.on_log(f"{name}: " + ", ".join(f"{r:.2f}->{a:.3f}" for r, a in zip(ratios, row, strict=False)))
         if reporter.should_stop():
             break
-    # "baseline" is the key the run page's heatmap reads; "baseline_acc" is kept for the summary's naming.
-    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": acc, "baseline": baseline, "baseline_acc": baseline,
-              "metric": "val_acc", "importance": hp["importance"]}
+    # A cancelled scan keeps a rectangular grid (cells not reached are null) so the page still draws it;
+    # "baseline" is the key the heatmap reads, "baseline_acc" the summary's name for it.
+    grid = [row + [None] * (len(ratios) - len(row)) for row in acc]
+    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": grid, "baseline": baseline,
+              "baseline_acc": baseline, "metric": "val_acc", "importance": hp["importance"]}
     (out_dir / "sensitivity.json").write_text(json.dumps(result))
     reporter.on_artifact("sensitivity.json", kind="sensitivity", meta={"layers": len(acc), "ratios": len(ratios)})
     return {"kind": "sensitivity", "layers": len(acc), "ratios": ratios, "baseline_acc": baseline,

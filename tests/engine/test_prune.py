@@ -163,24 +163,6 @@ def test_unstructured_fine_tuning_keeps_pruned_weights_at_zero(trained_cnn, tmp_
     assert float((w == 0).float().mean()) == pytest.approx(0.5, abs=0.01)
 
 
-def test_sensitivity_scan_writes_the_heatmap_grid(trained_cnn, tmp_path):
-    # Given a scan of each conv layer alone at three ratios
-    reporter = RecordingReporter()
-    spec = {"kind": "sensitivity", "dataset": "digits", "device": "cpu", "checkpoint": str(trained_cnn),
-            "hyperparameters": {"ratios": [0.25, 0.5, 0.9]}}
-    summary = run_job(spec, tmp_path, reporter)
-    # Then sensitivity.json holds a layers x ratios accuracy matrix in the form the run page draws
-    grid = json.loads((tmp_path / "sensitivity.json").read_text())
-    assert grid["layers"] == LAYERS and grid["ratios"] == [0.25, 0.5, 0.9]
-    assert len(grid["acc"]) == 3 and all(len(row) == 3 for row in grid["acc"])
-    assert all(0 <= a <= 1 for row in grid["acc"] for a in row)
-    assert grid["baseline"] == summary["baseline_acc"]
-    # and pruning 90% of a layer hurts more, on average, than pruning 25%
-    assert sum(row[2] for row in grid["acc"]) < sum(row[0] for row in grid["acc"])
-    assert ("sensitivity.json", "sensitivity") in [(a[0], a[1]) for a in reporter.artifacts]
-    assert reporter.progress[-1] == (9, 9)
-
-
 def test_structured_pruning_also_shrinks_a_resnet(tmp_path):
     # Residual additions tie channels together (coarse uniform steps at width 8, refined group by group); the
     # dependency graph prunes them consistently

@@ -233,7 +233,8 @@
       sens.acc[i].forEach((v) => {
         const f = hi > lo ? (v - lo) / (hi - lo) : 1;
         const td = el("td", { class: "heat-cell", title: `${name} @ ${v}` }, typeof v === "number" ? v.toFixed(3) : "—");
-        td.style.background = `hsl(${Math.round(120 * f)}, 65%, ${Math.round(82 - 12 * f)}%)`;
+        // a cell a cancelled scan never reached (null) stays uncoloured
+        if (typeof v === "number") td.style.background = `hsl(${Math.round(120 * f)}, 65%, ${Math.round(82 - 12 * f)}%)`;
         tr.append(td);
       });
       body.append(tr);
