@@ -51,7 +51,7 @@ def validate_options(kind: str, options: dict[str, Any] | None) -> tuple[dict[st
         if typ is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if typ is not object and (not isinstance(value, typ) or isinstance(value, bool)):
-            errors[f"hyperparameters.{name}"] = f"{name} must be a {typ.__name__}"
+            errors[f"hyperparameters.{name}"] = f"{name} must be of type {typ.__name__}, got {type(value).__name__}"
             continue
         clean[name] = value
     for name, (_, default) in schema.items():

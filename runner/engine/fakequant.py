@@ -173,8 +173,9 @@ class QuantLayer(nn.Module):
                  observer: str, percentile: float, power_of_two: bool):
         super().__init__()
         self.layer, self.w_bits, self.a_bits = layer, w_bits, a_bits
-        # Weights: always symmetric (zero stays exactly zero, pruned weights stay pruned).
-        self.wq = Quantizer(w_bits, symmetric=True, channel_axis=0 if per_channel else None, observer=observer,
+        # Weights and activations share the symmetric/asymmetric choice; either way 0 is represented exactly
+        # (an asymmetric zero point is an integer), so pruned weights stay pruned.
+        self.wq = Quantizer(w_bits, symmetric=symmetric, channel_axis=0 if per_channel else None, observer=observer,
                             percentile=percentile, power_of_two=power_of_two)
         self.aq = Quantizer(a_bits, symmetric=symmetric, observer=observer, percentile=percentile,
                             power_of_two=power_of_two)

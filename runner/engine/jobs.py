@@ -49,7 +49,7 @@ def _lazy(module: str, function: str) -> JobFn:
 JOB_KINDS: dict[str, JobFn] = {
     "train": _lazy("runner.engine.train", "train_job"),
     "prune": _lazy("runner.engine.prune", "prune_job"),
-    "sensitivity": _lazy("runner.engine.prune", "sensitivity_job"),
+    "sensitivity": _lazy("runner.engine.sensitivity", "sensitivity_job"),
     "quantize": _lazy("runner.engine.quantize", "quantize_job"),
     "estimate": _lazy("runner.engine.cost_jobs", "estimate_job"),
     "measure": _lazy("runner.engine.cost_jobs", "measure_job"),

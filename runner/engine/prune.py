@@ -1,5 +1,5 @@
-"""Pruning jobs: structured channel pruning to a MACs target (torch-pruning's dependency graph), unstructured
-magnitude pruning (torch.nn.utils.prune, made permanent), and a per-layer sensitivity scan.
+"""Pruning jobs: structured channel pruning to a MACs target (torch-pruning's dependency graph) and unstructured
+magnitude pruning (torch.nn.utils.prune, made permanent). The per-layer sensitivity scan is in sensitivity.py.
 
 MACs are multiply-accumulates of one forward pass on one example (conv, linear and the other ops torch-pruning's
 counter knows); FLOPs = 2 x MACs.
@@ -7,8 +7,8 @@ counter knows); FLOPs = 2 x MACs.
 from __future__ import annotations
 
 import copy
+import functools
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,25 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from runner.engine.common import (arch_of, evaluate, example_input, load_checkpoint, load_data, model_from_checkpoint,
-                                  report_cost, resolve_device, save_checkpoint, seed_everything)
+from runner.engine.common import (
+    arch_of,
+    evaluate,
+    example_input,
+    load_checkpoint,
+    load_data,
+    model_from_checkpoint,
+    report_cost,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
 from runner.engine.models import NOT_STRUCTURALLY_PRUNABLE, describe_channels
 from runner.engine.reporter import Reporter
 from runner.engine.train import fit
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+MAX_RATIO = 0.95  # no layer loses more than 95% of its channels in one step
+MACS_TOLERANCE = 0.05  # a step that ends more than 5% above its MACs target is reported as not reached
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
@@ -62,22 +74,137 @@ def _taylor_gradients(model: nn.Module, data, device: torch.device, batches: int
             nn.functional.cross_entropy(model(xb), yb).backward()
 
 
-def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *, importance: str, data=None,
-                  device: torch.device | None = None, round_to: int = 1, fine_steps: int = 200) -> int:
-    """Remove channels until MACs <= target_macs, in small uniform increments of the per-layer ratio (so the
-    result lands just under the target rather than overshooting). Returns the MACs afterwards."""
-    model.eval()
-    macs, _ = count_macs(model, example)
-    pruner = tp.pruner.BasePruner(
-        model, example, importance=make_importance(importance), pruning_ratio=0.95, iterative_steps=fine_steps,
-        ignored_layers=[classifier_of(model)], round_to=round_to if round_to > 1 else None)
-    while macs > target_macs and pruner.current_step < fine_steps:
-        if importance == "taylor":
-            _taylor_gradients(model, data, device or example.device)
+def _pruned_copy(model: nn.Module, example: torch.Tensor, ratio: float, *, importance: str, grads: dict | None,
+                 round_to: int) -> tuple[nn.Module, int]:
+    """A copy of ``model`` with the share ``ratio`` of every prunable group's channels removed (lowest importance
+    first, through torch-pruning's dependency graph), and its MACs. ``grads`` (Taylor importance): the loss
+    gradients of ``model``'s parameters by name, given to the copy (deepcopy does not copy .grad)."""
+    trial = copy.deepcopy(model)
+    if ratio > 0:
+        for name, p in trial.named_parameters():
+            if grads and name in grads:
+                p.grad = grads[name].clone()
+        pruner = tp.pruner.BasePruner(
+            trial, example, importance=make_importance(importance), pruning_ratio=ratio, iterative_steps=1,
+            ignored_layers=[classifier_of(trial)], round_to=round_to if round_to > 1 else None)
         pruner.step()
-        macs, _ = count_macs(model, example)
+        trial.zero_grad(set_to_none=True)
+    return trial, count_macs(trial, example)[0]
+
+
+def prune_to_macs(model: nn.Module, example: torch.Tensor, target_macs: float, *, importance: str, data=None,
+                  device: torch.device | None = None, round_to: int = 1) -> tuple[nn.Module, int]:
+    """The model with channels removed so that its MACs are as close to ``target_macs`` as the channel counts
+    allow, and those MACs. ``model`` itself is left as it is.
+
+    Every prunable group loses the same share r of its channels (the ones its importance ranks lowest). MACs fall
+    monotonically with r, so a bisection on r finds the two channel configurations around the target; the one
+    nearer to it wins. Bisection stops once r is finer than one channel of the widest layer. When tied or narrow
+    layers make even that step miss the target by more than 5%, ``_refine`` closes the gap group by group.
+    Taylor importance needs ``data`` (a few training batches give the gradients).
+    """
+    if importance == "taylor" and data is None:
+        raise ValueError("Taylor importance needs training data for its gradients")
+    model.eval()
+    macs = count_macs(model, example)[0]
+    if macs <= target_macs:
+        return model, macs
+    widest = max(out_channels(m) for _, m in prunable_layers(model))
+    grads = None
+    if importance == "taylor":  # one set of gradients for every trial
+        _taylor_gradients(model, data, device or example.device)
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+    trial = functools.partial(_pruned_copy, model, example, importance=importance, grads=grads, round_to=round_to)
+    above, below = (model, macs), trial(MAX_RATIO)
+    lo, hi = 0.0, MAX_RATIO
+    while hi - lo > 0.25 / widest:
+        mid = (lo + hi) / 2
+        candidate = trial(mid)
+        if candidate[1] > target_macs:
+            lo, above = mid, candidate
+        else:
+            hi, below = mid, candidate
+    best = min(above, below, key=lambda c: abs(c[1] - target_macs))
+    if abs(best[1] - target_macs) > MACS_TOLERANCE * target_macs:
+        # Channels tied across layers (residual sums) or narrow layers make the uniform steps coarse: walk down
+        # from the configuration above the target one group at a time.
+        refined = _refine(*above, example, target_macs, importance=importance, data=data, device=device,
+                          round_to=round_to)
+        best = min(best, refined, key=lambda c: abs(c[1] - target_macs))
+    return best
+
+
+def _refine(model: nn.Module, macs: int, example: torch.Tensor, target_macs: float, *, importance: str, data,
+            device, round_to: int) -> tuple[nn.Module, int]:
+    """A copy of ``model`` (MACs above the target) with a few more channels removed group by group, chosen to
+    close the gap to the target: each group's MACs saving for ``round_to`` channels is measured once, then groups
+    are taken greedily (largest saving that still fits the gap, then at most one that overshoots by less than it
+    leaves), each losing its least important channels."""
+    if importance == "taylor":
+        _taylor_gradients(model, data, device or example.device)
+    imp = make_importance(importance)
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    order, saving, width = {}, {}, {}
+    for name in _group_roots(model, example):
+        layer = model.get_submodule(name)
+        width[name] = out_channels(layer)
+        scores = imp(dg.get_pruning_group(layer, out_pruning_fn(layer), idxs=list(range(width[name]))))
+        if scores is None or width[name] <= round_to:
+            continue
+        order[name] = torch.argsort(scores).tolist()
+        trial = _remove(model, example, {name: order[name][:round_to]})
+        saving[name] = macs - count_macs(trial, example)[0]
     model.zero_grad(set_to_none=True)
-    return macs
+    gap, taken = macs - target_macs, dict.fromkeys(order, 0)
+    while gap > 0:
+        room = [n for n in order if taken[n] + 2 * round_to <= width[n] and saving[n] > 0]
+        fits = [n for n in room if saving[n] <= gap]
+        if fits:
+            name = max(fits, key=lambda n: saving[n])
+        elif room and (over := min(room, key=lambda n: saving[n])) and saving[over] - gap < gap:
+            name = over
+        else:
+            break
+        taken[name] += round_to
+        gap -= saving[name]
+    if not any(taken.values()):
+        return model, macs
+    refined = _remove(model, example, {n: order[n][:k] for n, k in taken.items() if k})
+    return refined, count_macs(refined, example)[0]
+
+
+def out_pruning_fn(layer: nn.Module):
+    """torch-pruning's function that removes output channels of a conv or linear layer."""
+    return tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
+
+
+def _remove(model: nn.Module, example: torch.Tensor, channels: dict[str, list[int]]) -> nn.Module:
+    """A copy of ``model`` without the given output channels of the named layers (and all that depends on them)."""
+    clone = copy.deepcopy(model)
+    dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
+    for name, idxs in channels.items():
+        layer = clone.get_submodule(name)
+        group = dg.get_pruning_group(layer, out_pruning_fn(layer), idxs=idxs)
+        if dg.check_pruning_group(group):
+            group.prune()
+    clone.zero_grad(set_to_none=True)
+    return clone
+
+
+def _group_roots(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of one root layer per prunable channel group (the classifier's group excluded)."""
+    names = {m: n for n, m in model.named_modules()}
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    groups = dg.get_all_groups(ignored_layers=[classifier_of(model)], root_module_types=PRUNABLE)
+    return [names[group[0][0].target.module] for group in groups]
+
+
+def check_importance(model: nn.Module, importance: str) -> None:
+    """BN-scale importance ranks channels by their BatchNorm gamma: a model without BatchNorm has nothing to rank."""
+    if importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise ValueError("hyperparameters.importance: 'bn_scale' needs BatchNorm layers and this model has none; "
+                         "use l1, l2 or taylor")
 
 
 def keep_ratios(model: nn.Module, original: dict[str, int]) -> dict[str, float]:
@@ -85,7 +212,8 @@ def keep_ratios(model: nn.Module, original: dict[str, int]) -> dict[str, float]:
     return {name: out_channels(current[name]) / n for name, n in original.items()}
 
 
-def _setup(spec: dict[str, Any]):
+def setup_from_checkpoint(spec: dict[str, Any]):
+    """(hyperparameters, device, data, checkpoint, model) of a job that starts from a trained checkpoint."""
     hp = spec["hyperparameters"]
     seed_everything(spec["seed"], deterministic=hp.get("deterministic", True))
     device = resolve_device(spec["device"])
@@ -96,19 +224,21 @@ def _setup(spec: dict[str, Any]):
 
 
 def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    hp, device, data, ckpt, model = _setup(spec)
+    hp, device, data, ckpt, model = setup_from_checkpoint(spec)
     if hp["method"] == "unstructured":
         return _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model)
     arch = ckpt["arch"]
     if arch["model"] in NOT_STRUCTURALLY_PRUNABLE:
         raise ValueError(f"structured pruning does not support {arch['model']}; use method 'unstructured'")
+    check_importance(model, hp["importance"])
     example = example_input(data).to(device)
     base_macs, base_params = count_macs(model, example)
     dense = evaluate(model, data.x_val, data.y_val, device, hp["eval_batch_size"])
     original = {n: out_channels(m) for n, m in prunable_layers(model)}
     reporter.on_log(f"dense model: {base_macs:.3e} MACs, {base_params} parameters, val acc {dense['acc']:.4f}")
     reporter.on_metrics(0, {"macs_remaining": base_macs, "macs_ratio": 1.0, "params": base_params,
-                            "val_acc": dense["acc"]})
+                            "val_acc": dense["acc"]} | {f"keep/{n}": 1.0 for n in original})
+    report_cost(reporter, model, example, step=0, label="dense")
     steps, keep = hp["steps"], hp["target_macs"]
     history: list[dict[str, Any]] = []
     global_step, cancelled = 0, False
@@ -116,7 +246,7 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
     total = steps * (1 + hp["finetune_epochs"] * steps_per_epoch)
     for s in range(1, steps + 1):
         target = base_macs * (1 - (1 - keep) * s / steps)
-        macs = prune_to_macs(model, example, target, importance=hp["importance"], data=data, device=device,
+        model, macs = prune_to_macs(model, example, target, importance=hp["importance"], data=data, device=device,
                              round_to=hp["round_to"])
         params = sum(p.numel() for p in model.parameters())
         ratios = keep_ratios(model, original)
@@ -125,14 +255,19 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
         line = (f"After step {s}, {100 * macs / base_macs:.1f}% of MACs remains ({macs:.2e}/{base_macs:.2e}); "
                 f"keep ratios [{', '.join(f'{r:.3f}' for r in ratios.values())}]")
         reporter.on_log(line)
+        if abs(macs - target) > MACS_TOLERANCE * target:
+            reporter.on_log(f"step {s} ended {100 * (macs / target - 1):+.1f}% off its target of {target:.3e} MACs: "
+                            f"the channel counts left allow no closer configuration")
+        # Per-layer keep ratios as metrics at the step they were reached, so the run page charts them over steps.
+        reporter.on_metrics(global_step, {"macs_remaining": macs, "macs_ratio": macs / base_macs, "prune_step": s}
+                            | {f"keep/{n}": r for n, r in ratios.items()})
         if hp["finetune_epochs"] > 0:
             result = fit(model, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
                          seed=spec["seed"] + 1000 * s, step_offset=global_step, prefix="finetune/",
                          progress_total=total)
             global_step, cancelled = result.step, result.cancelled
         val = evaluate(model, data.x_val, data.y_val, device, hp["eval_batch_size"])
-        reporter.on_metrics(global_step, {"macs_remaining": macs, "macs_ratio": macs / base_macs, "params": params,
-                                          "val_acc": val["acc"], "prune_step": s})
+        reporter.on_metrics(global_step, {"params": params, "val_acc": val["acc"]})
         new_arch = {**arch, "channels": describe_channels(model)}
         name = f"checkpoints/prune_step_{s:03d}.pt"
         for path in ("checkpoint.pt", name):
@@ -142,12 +277,13 @@ def prune_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[s
         report_cost(reporter, model, example, step=global_step, label=f"prune step {s}")
         history.append({"step": s, "macs": macs, "macs_ratio": macs / base_macs, "params": params,
                         "val_acc": val["acc"], "keep_ratios": ratios, "log": line})
+        # Rewritten after every step, so a cancelled or failed job still leaves the steps it finished.
+        (out_dir / "pruning.json").write_text(json.dumps({"base_macs": base_macs, "layers": list(original),
+                                                          "original_channels": original, "steps": history}, indent=1))
+        reporter.on_artifact("pruning.json", kind="pruning", meta={"steps": len(history)})
         if cancelled or reporter.should_stop():
             cancelled = True
             break
-    (out_dir / "pruning.json").write_text(json.dumps({"base_macs": base_macs, "layers": list(original),
-                                                      "steps": history}, indent=1))
-    reporter.on_artifact("pruning.json", kind="pruning", meta={"steps": len(history)})
     test = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
     reporter.on_metrics(global_step, {"test_acc": test["acc"], "test_loss": test["loss"]})
     last = history[-1] if history else {"macs": base_macs, "macs_ratio": 1.0, "params": base_params}
@@ -186,67 +322,11 @@ def _unstructured(spec, out_dir, reporter, hp, device, data, ckpt, model) -> dic
     example = example_input(data).to(device)
     report_cost(reporter, model, example, step=step, label="unstructured pruned")
     test = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
-    reporter.on_metrics(step, {"weight_density": nonzero / total, "test_acc": test["acc"]})
+    reporter.on_metrics(step, {"weight_density": nonzero / total, "test_acc": test["acc"]}
+                        | {f"density/{n}": d for n, d in density.items()})
     return {"kind": "prune", "method": "unstructured", "scope": hp["scope"], "density": nonzero / total,
             "layer_density": density, "test_acc": test["acc"], "checkpoint": "checkpoint.pt",
             "cancelled": bool(result and result.cancelled)}
 
 
-def _prune_layer_copy(model: nn.Module, layer_name: str, ratio: float, example: torch.Tensor, p: int) -> nn.Module:
-    """A copy of ``model`` with ``ratio`` of one layer's output channels (lowest L_p norm) removed, together with
-    everything that depends on them."""
-    clone = copy.deepcopy(model)
-    layer = dict(clone.named_modules())[layer_name]
-    n = out_channels(layer)
-    k = min(n - 1, int(round(ratio * n)))
-    if k <= 0:
-        return clone
-    dg = tp.DependencyGraph().build_dependency(clone, example_inputs=example)
-    norms = layer.weight.detach().flatten(1).norm(p=p, dim=1)
-    idxs = torch.argsort(norms)[:k].tolist()
-    fn = tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
-    group = dg.get_pruning_group(layer, fn, idxs=idxs)
-    if dg.check_pruning_group(group):
-        group.prune()
-    return clone
-
-
-def sensitivity_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    """Validation accuracy after pruning each layer alone at each ratio (no fine-tuning): a layers x ratios matrix
-    written to sensitivity.json ({layers, ratios, acc, baseline_acc}) for the run page heatmap."""
-    hp, device, data, ckpt, model = _setup(spec)
-    if ckpt["arch"]["model"] in NOT_STRUCTURALLY_PRUNABLE:
-        raise ValueError(f"sensitivity analysis uses structured pruning, which does not support {ckpt['arch']['model']}")
-    model.eval()
-    x, y = data.x_val, data.y_val
-    if hp["max_eval_samples"]:
-        x, y = x[: hp["max_eval_samples"]], y[: hp["max_eval_samples"]]
-    example = example_input(data).to(device)
-    baseline = evaluate(model, x, y, device, hp["eval_batch_size"])["acc"]
-    layers, ratios = [n for n, _ in prunable_layers(model)], hp["ratios"]
-    p = 1 if hp["importance"] == "l1" else 2
-    acc: list[list[float]] = []
-    t0, done, total = time.perf_counter(), 0, len(layers) * len(ratios)
-    for name in layers:
-        row = []
-        for ratio in ratios:
-            row.append(evaluate(_prune_layer_copy(model, name, ratio, example, p), x, y, device,
-                                hp["eval_batch_size"])["acc"])
-            done += 1
-            reporter.on_progress(step=done, total=total, message=f"{name} at {ratio:.2f}")
-            if reporter.should_stop():
-                break
-        acc.append(row)
-        reporter.on_log(f"{name}: " + ", ".join(f"{r:.2f}->{a:.3f}" for r, a in zip(ratios, row, strict=False)))
-        if reporter.should_stop():
-            break
-    result = {"layers": layers[: len(acc)], "ratios": ratios, "acc": acc, "baseline_acc": baseline,
-              "metric": "val_acc", "importance": hp["importance"]}
-    (out_dir / "sensitivity.json").write_text(json.dumps(result))
-    reporter.on_artifact("sensitivity.json", kind="sensitivity", meta={"layers": len(acc), "ratios": len(ratios)})
-    return {"kind": "sensitivity", "layers": len(acc), "ratios": ratios, "baseline_acc": baseline,
-            "cancelled": len(acc) < len(layers) or any(len(r) < len(ratios) for r in acc),
-            "wall_time_s": time.perf_counter() - t0, "artifact": "sensitivity.json"}
-
-
-__all__ = ["arch_of", "count_macs", "prune_job", "prune_to_macs", "sensitivity_job"]
+__all__ = ["arch_of", "count_macs", "prune_job", "prune_to_macs"]

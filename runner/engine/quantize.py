@@ -17,26 +17,49 @@ from typing import Any
 import torch
 from torch import nn
 
-from runner.engine.common import (evaluate, example_input, load_checkpoint, load_data, model_from_checkpoint,
-                                  report_cost, resolve_device, save_checkpoint, seed_everything)
-from runner.engine.fakequant import QuantLayer, calibrate, wrap_layers
+from runner.engine.common import (
+    evaluate,
+    example_input,
+    load_checkpoint,
+    load_data,
+    model_from_checkpoint,
+    report_cost,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
+from runner.engine.fakequant import Quantizer, QuantLayer, calibrate, wrap_layers
 from runner.engine.reporter import Reporter
 from runner.engine.train import fit
 
 QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Names of the conv/linear layers we fake-quantize, in forward order. nn.MultiheadAttention's projections stay
+    in floating point: it reads ``out_proj.weight`` and its packed ``in_proj_weight`` directly instead of calling
+    them as modules, so a wrapper would never run."""
+    inside_attention = {f"{n}.out_proj" for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
+    return [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE) and n not in inside_attention]
+
+
+def _no_fast_path(module: nn.Module, args) -> None:
+    """A forward pre-hook that does nothing: its presence makes nn.TransformerEncoderLayer skip its fused inference
+    path, which reads linear1/linear2 weights directly and so would bypass the fake-quant wrappers."""
+
+
 def layer_bits(model: nn.Module, *, w_bits: int, a_bits: int, first_last_8bit: bool = True,
                overrides: dict[str, list[int]] | None = None) -> dict[str, tuple[int, int]]:
     """Bit widths per conv/linear layer: the default, 8/8 for the first and last layers (they are small and the
     most sensitive), then explicit per-layer overrides. Unknown override names raise ValueError listing the layers."""
-    names = [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
+    names = quantizable_layers(model)
     bits = {n: (w_bits, a_bits) for n in names}
     if first_last_8bit and names:
         bits[names[0]] = bits[names[-1]] = (8, 8)
     unknown = sorted(set(overrides or {}) - set(names))
     if unknown:
-        raise ValueError(f"layer_bits names unknown layer(s) {', '.join(unknown)}; layers: {', '.join(names)}")
+        raise ValueError(f"hyperparameters.layer_bits names unknown layer(s) {', '.join(unknown)}; "
+                         f"layers: {', '.join(names)}")
     for n, (wb, ab) in (overrides or {}).items():
         bits[n] = (int(wb), int(ab))
     return bits
@@ -47,6 +70,9 @@ def quantize_model(model: nn.Module, bits: dict[str, tuple[int, int]], calib_bat
                    power_of_two: bool = False) -> tuple[nn.Module, dict[str, QuantLayer]]:
     """PTQ: a calibrated fake-quant copy of ``model`` (the original is untouched)."""
     qmodel = copy.deepcopy(model)
+    for m in qmodel.modules():
+        if isinstance(m, nn.TransformerEncoderLayer):
+            m.register_forward_pre_hook(_no_fast_path)
     wrapped = wrap_layers(qmodel, bits, per_channel=granularity == "per_channel", symmetric=symmetric,
                           observer=observer, percentile=percentile, power_of_two=power_of_two)
     calibrate(qmodel, wrapped, calib_batches)
@@ -63,12 +89,52 @@ def bake(float_model: nn.Module, qmodel: nn.Module, wrapped: dict[str, QuantLaye
     plain.load_state_dict(state)
     config = {}
     for name, q in wrapped.items():
+        weight = q.layer.weight
         plain.get_submodule(name).weight.copy_(q.quantized_weight())
         s = q.aq.effective_scale(1).detach()
+        w_numel = weight.numel() if q.wq.channel_axis is None else weight.numel() // weight.shape[0]
         config[name] = {"w_bits": q.w_bits, "a_bits": q.a_bits, "a_scale": float(s.reshape(-1)[0]),
                         "a_zero_point": float(q.aq.zero_point.reshape(-1)[0]), "a_qmin": q.aq.qmin,
-                        "a_qmax": q.aq.qmax, "w_qmax": q.wq.qmax}
+                        "a_qmax": q.aq.qmax, "w_qmin": q.wq.qmin, "w_qmax": q.wq.qmax,
+                        "w_scale": q.wq.effective_scale(w_numel).detach().cpu().clone(),
+                        "w_zero_point": q.wq.zero_point.detach().cpu().clone()}
     return plain, config
+
+
+def quantized_model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """The fake-quant model a quantize job's checkpoint describes: its float architecture with quantized weights,
+    wrapped again with the stored weight and activation quantizers (frozen), so it computes what the job
+    evaluated. A plain ``model_from_checkpoint`` gives the same weights with float activations."""
+    meta = ckpt["quant"]
+    model = model_from_checkpoint(ckpt)
+    bits = {n: (c["w_bits"], c["a_bits"]) for n, c in meta["layers"].items()}
+    wrapped = wrap_layers(model, bits, per_channel=meta["granularity"] == "per_channel", symmetric=meta["symmetric"],
+                          observer="minmax", percentile=100.0, power_of_two=meta["power_of_two"])
+    for name, q in wrapped.items():
+        c = meta["layers"][name]
+        q.wq.scale, q.wq.zero_point = c["w_scale"].clone(), c["w_zero_point"].clone()
+        q.wq.qmin, q.wq.qmax = c["w_qmin"], c["w_qmax"]
+        q.aq.scale, q.aq.zero_point = torch.tensor([c["a_scale"]]), torch.tensor([c["a_zero_point"]])
+        q.aq.qmin, q.aq.qmax = c["a_qmin"], c["a_qmax"]
+        q.wq.mode = q.aq.mode = "quant"
+    return model.eval()
+
+
+def quant_meta(hp: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """What a quantized checkpoint records besides its (already quantized) weights."""
+    return {"method": hp["method"], "layers": config, "granularity": hp["granularity"], "symmetric": hp["symmetric"],
+            "power_of_two": hp["power_of_two"], "observer": hp["observer"]}
+
+
+def qat_param_groups(qmodel: nn.Module, hp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Weights, then LSQ step sizes at ``step_lr_scale`` x the learning rate and without weight decay (decay
+    would shrink every step size towards 0). Adam moves each parameter by about lr per step whatever its gradient,
+    and step sizes are small numbers (often 1e-2), so they need the smaller rate that LSQ's gradient scaling gives
+    them under SGD."""
+    scales = [q.scale for q in qmodel.modules() if isinstance(q, Quantizer) and q.learned]
+    ids = {id(p) for p in scales}
+    weights = [p for p in qmodel.parameters() if p.requires_grad and id(p) not in ids]
+    return [{"params": weights}, {"params": scales, "lr_scale": hp["step_lr_scale"], "weight_decay": 0.0}]
 
 
 def _calib_iter(data, n_batches: int, bsz: int, device: torch.device):
@@ -148,6 +214,8 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
     ckpt = load_checkpoint(spec["checkpoint"])
     model = model_from_checkpoint(ckpt).to(device).eval()
     fp32 = evaluate(model, data.x_test, data.y_test, device, hp["eval_batch_size"])
+    example = example_input(data).to(device)
+    report_cost(reporter, model, example, step=0, label="fp32")
     bits = layer_bits(model, w_bits=hp["w_bits"], a_bits=hp["a_bits"], first_last_8bit=hp["first_last_8bit"],
                       overrides=hp["layer_bits"])
     reporter.on_log(f"fp32 test acc {fp32['acc']:.4f}; bits (w, a) per layer: "
@@ -161,28 +229,35 @@ def quantize_job(spec: dict[str, Any], out_dir: Path, reporter: Reporter) -> dic
     reporter.on_log(f"PTQ ({hp['observer']}, {hp['granularity']}): test acc {ptq['acc']:.4f}")
     step, cancelled, final = 0, False, ptq
     if hp["method"] == "qat" and hp["finetune_epochs"] > 0:
+        groups = None
         if hp["learned_step"]:
             for q in wrapped.values():
                 q.wq.make_learnable()
                 q.aq.make_learnable()
+            groups = qat_param_groups(qmodel, hp)
+        def save_epoch(epoch: int, at_step: int, _optimizer) -> None:
+            name = f"checkpoints/qat_epoch_{epoch + 1:04d}.pt"
+            baked, config = bake(model, qmodel, wrapped)
+            save_checkpoint(out_dir / name, model=baked, arch=ckpt["arch"], quant=quant_meta(hp, config))
+            reporter.on_artifact(name, kind="checkpoint", meta={"epoch": epoch + 1, "step": at_step})
+            report_cost(reporter, baked, example, step=at_step, bits=bits, label=f"qat epoch {epoch + 1}")
+
         result = fit(qmodel, data, hp, epochs=hp["finetune_epochs"], device=device, reporter=reporter,
-                     seed=spec["seed"] + 2000, prefix="qat/")
+                     seed=spec["seed"] + 2000, prefix="qat/", param_groups=groups, on_epoch_end=save_epoch)
         step, cancelled = result.step, result.cancelled
         qmodel.eval()
         final = evaluate(qmodel, data.x_test, data.y_test, device, hp["eval_batch_size"])
         reporter.on_log(f"QAT ({'LSQ' if hp['learned_step'] else 'STE, fixed scales'}): test acc {final['acc']:.4f}")
     baked, config = bake(model, qmodel, wrapped)
-    save_checkpoint(out_dir / "checkpoint.pt", model=baked, arch=ckpt["arch"],
-                    quant={"method": hp["method"], "layers": config, "granularity": hp["granularity"],
-                           "symmetric": hp["symmetric"], "power_of_two": hp["power_of_two"]})
+    save_checkpoint(out_dir / "checkpoint.pt", model=baked, arch=ckpt["arch"], quant=quant_meta(hp, config))
     reporter.on_artifact("checkpoint.pt", kind="checkpoint", meta={"method": hp["method"], "w_bits": hp["w_bits"],
                                                                    "a_bits": hp["a_bits"]})
-    report_cost(reporter, baked, example_input(data).to(device), step=step, bits=bits,
+    report_cost(reporter, baked, example, step=step, bits=bits,
                 label=f"{hp['method']} W{hp['w_bits']}A{hp['a_bits']}")
     metrics = {"quant_acc": final["acc"], "acc_drop": fp32["acc"] - final["acc"]}
     int8 = None
     if hp["real_int8"]:
-        int8 = measure_int8(model, data, hp, reporter)
+        int8 = measure_int8(baked, data, hp, reporter)  # the quantized weights (after QAT, the trained ones)
         if int8["supported"]:
             metrics |= {"int8_acc": int8["test_acc"], "int8_latency_s": int8["latency_s"],
                         "fp32_latency_s": int8["fp32_latency_s"]}

@@ -76,6 +76,7 @@ QUANTIZE = FINETUNE | {
     "symmetric": P(bool, True),
     "power_of_two": P(bool, False),
     "learned_step": P(bool, True),  # QAT: LSQ step sizes; False = fixed scales from calibration + STE
+    "step_lr_scale": P(float, 1.0, 0, 100),  # QAT with LSQ: step sizes learn at this multiple of lr
     "first_last_8bit": P(bool, True),
     "layer_bits": P(dict, {}),  # {layer name: [w_bits, a_bits]}
     "calib_batches": P(int, 8, 1, 10000),
@@ -104,7 +105,7 @@ def _check_value(name: str, p: P, value: Any) -> tuple[Any, str | None]:
     if p.choices is not None and value not in p.choices:
         return value, f"unknown {name} {value!r}; allowed: {', '.join(map(str, p.choices))}"
     if p.type is list:
-        bad = [v for v in value if not isinstance(v, (int, float)) or isinstance(v, bool)
+        bad = [v for v in value if not isinstance(v, int | float) or isinstance(v, bool)
                or not (p.lo <= v <= p.hi)]
         if bad or not value:
             return value, f"{name} must be a non-empty list of numbers {_range_text(p)}"
@@ -118,7 +119,7 @@ def _check_value(name: str, p: P, value: Any) -> tuple[Any, str | None]:
 
 def _check_layer_bits(value: dict) -> str | None:
     for layer, bits in value.items():
-        if not isinstance(layer, str) or not isinstance(bits, (list, tuple)) or len(bits) != 2 or not all(
+        if not isinstance(layer, str) or not isinstance(bits, list | tuple) or len(bits) != 2 or not all(
                 isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 8 for b in bits):
             return f"layer_bits maps a layer name to [w_bits, a_bits] with bits in 2..8; bad entry for {layer!r}"
     return None
@@ -177,7 +178,12 @@ def validate(spec: Any) -> tuple[dict[str, Any], dict[str, str]]:
         errors["hyperparameters"] = "hyperparameters must be an object"
         hp = {}
     schema = SCHEMAS.get(kind)
-    if schema is None:  # estimate / measure: the cost jobs read their own options
+    if schema is None:  # estimate / measure: the cost jobs own their options and check them
+        from runner.engine.cost_jobs import OPTIONS, validate_options
+
+        if kind in OPTIONS:
+            hp, problems = validate_options(kind, hp)
+            errors.update(problems)
         clean["hyperparameters"] = dict(hp)
         return clean, errors
     out: dict[str, Any] = {}

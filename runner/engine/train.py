@@ -19,9 +19,20 @@ import torch.distributed as dist
 from torch import nn
 
 from runner.engine import ddp
-from runner.engine.common import (arch_of, evaluate, example_input, load_checkpoint, load_data, model_from_arch,
-                                  model_from_checkpoint, report_cost, resolve_device, save_checkpoint, seed_everything,
-                                  train_batch)
+from runner.engine.common import (
+    arch_of,
+    evaluate,
+    example_input,
+    load_checkpoint,
+    load_data,
+    model_from_arch,
+    model_from_checkpoint,
+    report_cost,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    train_batch,
+)
 from runner.engine.datasets import Splits
 from runner.engine.models import build_model
 from runner.engine.reporter import Reporter
@@ -68,12 +79,15 @@ def amp_dtype(hp: dict[str, Any], device: torch.device) -> torch.dtype | None:
 def fit(model: nn.Module, data: Splits, hp: dict[str, Any], *, epochs: int, device: torch.device,
         reporter: Reporter, seed: int, start_epoch: int = 0, step_offset: int = 0, optimizer_state: dict | None = None,
         on_epoch_end: Callable[[int, int, torch.optim.Optimizer], None] | None = None, rank: int = 0, world: int = 1,
-        prefix: str = "", progress_total: int | None = None) -> FitResult:
+        prefix: str = "", progress_total: int | None = None, param_groups: list[dict[str, Any]] | None = None,
+        ) -> FitResult:
     """Train ``model`` in place for epochs [start_epoch, epochs). Metrics go to the reporter (rank 0 only) with
-    keys prefixed by ``prefix`` (e.g. "finetune/"); ``on_epoch_end(epoch, step, optimizer)`` writes checkpoints."""
+    keys prefixed by ``prefix`` (e.g. "finetune/"); ``on_epoch_end(epoch, step, optimizer)`` writes checkpoints.
+    ``param_groups`` (optional) are optimizer groups covering the trainable parameters; a group's ``lr_scale``
+    multiplies the scheduled learning rate (QAT trains step sizes slower than weights)."""
     model.to(device).train()
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], hp)
+    optimizer = make_optimizer(param_groups or [p for p in model.parameters() if p.requires_grad], hp)
     if optimizer_state:
         optimizer.load_state_dict(optimizer_state)
     dtype = amp_dtype(hp, device)
@@ -101,7 +115,7 @@ def fit(model: nn.Module, data: Splits, hp: dict[str, Any], *, epochs: int, devi
             yb = y[idx][rank::world].to(device, non_blocking=True)
             lr = lr_at(hp, step - step_offset, steps_per_epoch, epochs)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             with torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext():
                 out = net(xb)
                 loss = loss_fn(out.float(), yb)

@@ -47,3 +47,42 @@ def test_run_job_refuses_invalid_specs(tmp_path):
         run_job({"kind": "train", "model": "cnn", "hyperparameters": {"epochs": 0}}, tmp_path, None)
     assert set(err.value.errors) == {"hyperparameters.epochs"}
     assert {"train", "prune", "quantize", "sensitivity", "estimate", "measure"} <= set(JOB_KINDS)
+
+
+@pytest.mark.parametrize(("kind", "hyperparameters", "field", "text"), [
+    ("prune", {"importance": "random"}, "importance", "allowed: l1, l2, bn_scale, taylor"),
+    ("prune", {"target_macs": 0}, "target_macs", ">= 0.01"),
+    ("prune", {"steps": 0}, "steps", ">= 1"),
+    ("prune", {"method": "lottery"}, "method", "allowed: structured, unstructured"),
+    ("prune", {"scope": "net"}, "scope", "allowed: layer, global"),
+    ("prune", {"amount": 1.0}, "amount", "<= 0.99"),
+    ("sensitivity", {"ratios": [0.5, 1.5]}, "ratios", "list of numbers"),
+    ("sensitivity", {"importance": "taylor"}, "importance", "allowed: l1, l2"),
+    ("quantize", {"observer": "kl"}, "observer", "allowed: minmax, percentile, mse"),
+    ("quantize", {"granularity": "per_row"}, "granularity", "allowed: per_channel, per_tensor"),
+    ("quantize", {"a_bits": 9}, "a_bits", "<= 8"),
+    ("quantize", {"w_bits": 1}, "w_bits", ">= 2"),
+    ("quantize", {"percentile": 50}, "percentile", ">= 90"),
+    ("quantize", {"symmetric": "yes"}, "symmetric", "type bool"),
+    ("quantize", {"layer_bits": {"features.1.0": [4]}}, "layer_bits", "[w_bits, a_bits]"),
+    ("quantize", {"method": "gptq"}, "method", "allowed: ptq, qat"),
+    ("estimate", {"profile": "tpu-v9"}, "profile", "unknown profile 'tpu-v9'"),
+    ("estimate", {"default_bits": [4]}, "default_bits", "default_bits"),
+    ("estimate", {"batch_size": 0}, "batch_size", "batch_size"),
+    ("estimate", {"flops": True}, "flops", "unknown option 'flops'"),
+    ("measure", {"batch_sizes": []}, "batch_sizes", "batch_sizes"),
+    ("measure", {"repeats": "many"}, "repeats", "repeats must be of type int, got str"),
+])
+def test_bad_job_options_name_the_field(kind, hyperparameters, field, text):
+    spec = {"kind": kind, "model": "cnn", "hyperparameters": hyperparameters}
+    if kind in ("prune", "quantize", "sensitivity"):
+        spec["checkpoint"] = "1/checkpoint.pt"
+    _, errors = validate_spec(spec)
+    assert set(errors) == {f"hyperparameters.{field}"}
+    assert text in errors[f"hyperparameters.{field}"]
+
+
+def test_cost_job_options_get_their_defaults():
+    clean, errors = validate_spec({"kind": "estimate", "model": "cnn", "hyperparameters": {"default_bits": [8, 8]}})
+    assert errors == {}
+    assert clean["hyperparameters"]["default_bits"] == [8, 8] and clean["hyperparameters"]["batch_size"] == 1

@@ -53,7 +53,8 @@ def test_run_panel_loads_the_report_and_follows_live_cost_events(asgi_server, pa
     costs.cost_report_attach(run=run, report=dense, label="dense")
     run_dir = Path(settings.ARTIFACT_ROOT) / str(run.pk)
     (run_dir / "sensitivity.json").write_text(json.dumps({"layers": ["0", "2"], "ratios": [0.25, 0.5, 0.75],
-                                                          "acc": [[0.9, 0.8, 0.5], [0.91, 0.9, 0.85]]}))
+                                                          "acc": [[0.9, 0.8, 0.5], [0.91, 0.9, 0.85]],
+                                                          "baseline": 0.93}))
     Artifact.objects.create(run=run, path="sensitivity.json", kind="sensitivity")
     page = page_factory(asgi_server, user)
     page.goto("/cost/profiles/")  # any page: the panel markup and scripts are added the way the run page has them
@@ -69,6 +70,7 @@ def test_run_panel_loads_the_report_and_follows_live_cost_events(asgi_server, pa
     assert page.locator("[data-cost-panel]").get_attribute("data-cost-panel") == ""
     assert page.locator("[data-cost-body]").get_attribute("data-macs") == str(dense["totals"]["macs"])
     assert page.locator("[data-cost-body] .heat td.heat-cell").count() == 6
+    assert "unpruned 0.930" in page.locator("[data-cost-body] .cost-heatmap h4").inner_text()
     # a pruning step streams a smaller model's report
     pruned = estimate(nn.Sequential(nn.Linear(32, 8), nn.ReLU(), nn.Linear(8, 4)), (32,))
     page.evaluate("""([runId, report]) => document.dispatchEvent(new CustomEvent('labbook:cost',

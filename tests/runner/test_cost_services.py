@@ -98,6 +98,27 @@ def test_sensitivity_grid_is_read_when_well_formed(run):
     assert costs.sensitivity_get(run=run) is None
 
 
+def test_the_engines_sensitivity_scan_is_the_grid_the_run_page_draws(run, tmp_path):
+    # Given a sensitivity job of the engine writing into the run's artifact directory
+    from runner.engine.jobs import run_job
+    from runner.engine.reporter import RecordingReporter
+
+    train = {"kind": "train", "model": "cnn", "dataset": "digits", "device": "cpu", "model_options": {"width": 8},
+             "hyperparameters": {"epochs": 1, "train_subset": 128}}
+    run_job(train, tmp_path / "train", RecordingReporter())
+    reporter = RecordingReporter()
+    run_job({"kind": "sensitivity", "dataset": "digits", "device": "cpu", "checkpoint": str(
+        tmp_path / "train/checkpoint.pt"), "hyperparameters": {"ratios": [0.25, 0.75]}},
+        Path(settings.ARTIFACT_ROOT) / str(run.pk), reporter)
+    for path, kind, meta in reporter.artifacts:
+        Artifact.objects.create(run=run, path=path, kind=kind, meta=meta)
+    # Then the run page's reader accepts it: one row per conv layer, one column per ratio, and the baseline
+    grid = costs.sensitivity_get(run=run)
+    assert grid["layers"] == ["features.0.0", "features.1.0", "features.3.0"] and grid["ratios"] == [0.25, 0.75]
+    assert len(grid["acc"]) == 3 and all(len(row) == 2 for row in grid["acc"])
+    assert 0 < grid["baseline"] <= 1
+
+
 def test_job_specs_get_database_profiles_inlined():
     costs.device_profile_save_measured(profile={"name": "local", "peak_ops": {"fp32": 1e10}, "bandwidth": 5e9})
     spec = costs.cost_spec_resolve_profiles({"kind": "estimate", "model": "cnn",

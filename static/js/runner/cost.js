@@ -217,7 +217,8 @@
 
   function heatmap(sens) {
     const box = el("div", { class: "cost-heatmap" });
-    box.append(el("h4", {}, "Pruning sensitivity (accuracy after pruning each layer alone)"));
+    const base = typeof sens.baseline === "number" ? `; unpruned ${sens.baseline.toFixed(3)}` : "";
+    box.append(el("h4", {}, `Pruning sensitivity (accuracy after pruning each layer alone${base})`));
     const flat = sens.acc.flat().filter((v) => typeof v === "number");
     const lo = Math.min(...flat), hi = Math.max(...flat);
     const table = el("table", { class: "table heat" });
@@ -232,7 +233,8 @@
       sens.acc[i].forEach((v) => {
         const f = hi > lo ? (v - lo) / (hi - lo) : 1;
         const td = el("td", { class: "heat-cell", title: `${name} @ ${v}` }, typeof v === "number" ? v.toFixed(3) : "—");
-        td.style.background = `hsl(${Math.round(120 * f)}, 65%, ${Math.round(82 - 12 * f)}%)`;
+        // a cell a cancelled scan never reached (null) stays uncoloured
+        if (typeof v === "number") td.style.background = `hsl(${Math.round(120 * f)}, 65%, ${Math.round(82 - 12 * f)}%)`;
         tr.append(td);
       });
       body.append(tr);
