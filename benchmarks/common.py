@@ -321,9 +321,16 @@ class Stack:
         os.environ["REDIS_URL"] = settings.REDIS_URL
         import redis
 
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()  # our own db index only
+        conn = redis.Redis.from_url(settings.REDIS_URL)
+        conn.flushdb()  # our own db index only
+        self.redis += f" (Redis {conn.info('server').get('redis_version')})"
         log(f"migrating the scratch database ({self.database})")
         call_command("migrate", verbosity=0, interactive=False)
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT version()" if connection.vendor == "postgresql" else "SELECT sqlite_version()")
+            self.database += f" ({cur.fetchone()[0].split(' on ')[0]})"
         from django.contrib.auth import get_user_model
 
         from labbook.core.services import token_create
