@@ -22,18 +22,17 @@ def run(ctx: Context) -> Section:
     clients, duration = (10, 10) if ctx.quick else (50, 60)
     result = run_load(ctx.stack.server.url, ctx.stack.token, clients, duration)
     section.details = {"clients": clients, "duration_s": duration, "result": result}
-    # run_load's keys are its own: show the usual ones when present, keep the whole dict in the JSON report.
-    for key, unit in (("throughput", "req/s"), ("throughput_rps", "req/s"), ("p50_ms", "ms"), ("p95_ms", "ms"),
-                      ("p99_ms", "ms")):
-        if isinstance(result.get(key), int | float):
-            section.add(f"{key} ({clients} clients x {duration} s)", float(result[key]), unit)
-    errors = result.get("errors")
-    if isinstance(errors, int | float):
-        section.add("errors", float(errors), "", goal="0", passed=at_most(errors, 0))
-    for key in ("exactly_once", "exactly_once_ok"):
-        if key in result:
-            section.add("exactly-once check", 1.0 if result[key] else 0.0, "", goal="holds",
-                        passed=bool(result[key]))
+    # run_load's keys are its own: every number becomes a figure (errors with the goal 0), every boolean a check
+    # (the exactly-once check), and the whole dict stays in the JSON report.
+    for key, value in result.items():
+        if isinstance(value, bool):
+            section.add(key.replace("_", " "), 1.0 if value else 0.0, "", goal="true", passed=value)
+        elif isinstance(value, int | float):
+            is_error = "error" in key or "fail" in key
+            unit = "ms" if key.endswith("_ms") else "s" if key.endswith("_s") else "req/s" if (
+                "throughput" in key or key.endswith("rps")) else ""
+            section.add(key.replace("_", " "), float(value), unit, goal="0" if is_error else "",
+                        passed=at_most(value, 0) if is_error else None)
     section.notes.append(f"{clients} clients for {duration} s against one uvicorn process; full result in the JSON "
                          "report.")
     return section

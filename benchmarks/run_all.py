@@ -73,8 +73,11 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
-def verdict(passed: bool | None) -> str:
-    return {True: "pass", False: "**miss**", None: "—"}[passed]
+def verdict(passed: bool | None, goal: str = "") -> str:
+    """pass / **miss**; a figure with a goal but no verdict was too noisy to decide (its note says why)."""
+    if passed is None:
+        return "inconclusive" if goal else "—"
+    return "pass" if passed else "**miss**"
 
 
 def markdown(report: dict) -> str:
@@ -105,7 +108,7 @@ def markdown(report: dict) -> str:
                 f["baseline_label"] or "—")
             ratio = f"{f['ratio']:.2f}×" if f["ratio"] is not None else "—"
             lines.append(f"| {s['name']} | {f['name']} | {fmt(f['value'], f['unit'])} | {base} | {ratio} | "
-                         f"{f['goal'] or '—'} | {verdict(f['passed'])} |")
+                         f"{f['goal'] or '—'} | {verdict(f['passed'], f['goal'])} |")
     lines.append("")
     for s in report["sections"]:
         lines += [f"## {s['title']}", "", f"Time: {s['duration_s']:.0f} s."]
@@ -134,7 +137,7 @@ def print_summary(section: Section) -> None:
     for f in section.figures:
         base = f" | baseline {fmt(f.baseline, f.unit)} ({f.baseline_label})" if f.baseline is not None else ""
         ratio = f" = {f.ratio:.2f}x" if f.ratio is not None else ""
-        goal = f" | goal {f.goal}: {verdict(f.passed).strip('*')}" if f.goal else ""
+        goal = f" | goal {f.goal}: {verdict(f.passed, f.goal).strip('*')}" if f.goal else ""
         print(f"  {section.name} | {f.name}: {fmt(f.value, f.unit)}{base}{ratio}{goal}", flush=True)
 
 
