@@ -4,7 +4,9 @@
 
 Prints the median time of ``runner.engine.cost.estimate`` (meta tensors, per-layer table, roofline, energy) next to
 two baselines measured in the same run: FlopCounterMode over a real CPU forward pass (what one would do without the
-estimator) and FlopCounterMode over a meta forward pass (counting only). The target is < 1 s for the estimator.
+estimator) and FlopCounterMode over a meta forward pass (counting only). The target is < 1 s for the estimator, and
+its MAC count must agree exactly with FlopCounterMode's (FLOPs / 2). ``run(ctx)`` is the ``estimator`` section of
+benchmarks/run_all.py.
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.engine.cost import estimate  # noqa: E402
+
+NAME = "estimator"
+TITLE = "Estimator: cost estimate of a ResNet-50 vs FlopCounterMode"
+GOAL_S = 1.0
 
 
 class Bottleneck(nn.Module):
@@ -70,18 +76,12 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", type=int, default=224)
-    args = parser.parse_args()
+def measure(repeats: int = 5, size: int = 224) -> dict:
+    """Median seconds of estimate() and of the two FlopCounterMode baselines, and the three MAC counts."""
     torch.manual_seed(0)
     model = resnet50().eval()
-    x = torch.randn(1, 3, args.size, args.size)
-    print(f"ResNet-50, input 1x3x{args.size}x{args.size}, {sum(p.numel() for p in model.parameters()):,} params, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-    t_est, report = timed(lambda: estimate(model, x), args.repeats)
+    x = torch.randn(1, 3, size, size)
+    t_est, report = timed(lambda: estimate(model, x), repeats)
 
     def flop_counter_real():
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
@@ -94,16 +94,47 @@ def main() -> None:
             functional_call(model, state, (x.to("meta"),))
         return fc.get_total_flops()
 
-    t_real, flops_real = timed(flop_counter_real, args.repeats)
-    t_meta, flops_meta = timed(flop_counter_meta, args.repeats)
-    macs = report["totals"]["macs"]
+    t_real, flops_real = timed(flop_counter_real, repeats)
+    t_meta, flops_meta = timed(flop_counter_meta, repeats)
+    return {"size": size, "repeats": repeats, "params": sum(p.numel() for p in model.parameters()),
+            "threads": torch.get_num_threads(), "layers": len(report["layers"]),
+            "estimate_s": t_est, "flopcounter_real_s": t_real, "flopcounter_meta_s": t_meta,
+            "macs_estimate": report["totals"]["macs"], "macs_flopcounter_real": flops_real // 2,
+            "macs_flopcounter_meta": flops_meta // 2}
+
+
+def run(ctx):
+    from benchmarks.common import Section, at_most
+
+    section = Section(NAME, TITLE)
+    m = measure(repeats=3 if ctx.quick else 5)
+    section.details = m
+    section.add("estimate() time, ResNet-50 at 224x224", m["estimate_s"], "s", m["flopcounter_real_s"],
+                "FlopCounterMode over a real CPU forward", goal=f"< {GOAL_S:g} s", passed=at_most(m["estimate_s"], GOAL_S),
+                note=f"FlopCounterMode over a meta forward (counting only): {m['flopcounter_meta_s']:.3f} s; "
+                     f"{m['layers']} layers, {m['params']:,} params, {m['threads']} threads")
+    agree = m["macs_estimate"] == m["macs_flopcounter_real"] == m["macs_flopcounter_meta"]
+    section.add("MACs", float(m["macs_estimate"]), "MACs", float(m["macs_flopcounter_real"]),
+                "FlopCounterMode FLOPs / 2", goal="equal", passed=agree)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--size", type=int, default=224)
+    args = parser.parse_args()
+    m = measure(args.repeats, args.size)
+    print(f"ResNet-50, input 1x3x{args.size}x{args.size}, {m['params']:,} params, "
+          f"torch {torch.__version__}, {m['threads']} threads")
     print(f"{'method':<42} {'median s':>9}  {'MACs':>14}")
-    print(f"{'estimate() (per-layer table, meta)':<42} {t_est:>9.3f}  {macs:>14,}")
-    print(f"{'FlopCounterMode, real CPU forward':<42} {t_real:>9.3f}  {flops_real // 2:>14,}")
-    print(f"{'FlopCounterMode, meta forward':<42} {t_meta:>9.3f}  {flops_meta // 2:>14,}")
-    print(f"estimate() is {t_real / t_est:.1f}x the speed of a real FlopCounterMode pass; "
-          f"{len(report['layers'])} layers; target < 1 s: {'met' if t_est < 1.0 else 'MISSED'}")
-    assert macs == flops_real // 2 == flops_meta // 2, "MAC counts disagree"
+    print(f"{'estimate() (per-layer table, meta)':<42} {m['estimate_s']:>9.3f}  {m['macs_estimate']:>14,}")
+    print(f"{'FlopCounterMode, real CPU forward':<42} {m['flopcounter_real_s']:>9.3f}  {m['macs_flopcounter_real']:>14,}")
+    print(f"{'FlopCounterMode, meta forward':<42} {m['flopcounter_meta_s']:>9.3f}  {m['macs_flopcounter_meta']:>14,}")
+    print(f"estimate() is {m['flopcounter_real_s'] / m['estimate_s']:.1f}x the speed of a real FlopCounterMode pass; "
+          f"{m['layers']} layers; target < {GOAL_S:g} s: {'met' if m['estimate_s'] < GOAL_S else 'MISSED'}")
+    if not m["macs_estimate"] == m["macs_flopcounter_real"] == m["macs_flopcounter_meta"]:
+        sys.exit("MAC counts disagree")
 
 
 if __name__ == "__main__":
