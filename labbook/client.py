@@ -42,6 +42,9 @@ logger = logging.getLogger("labbook.client")
 KEY_RE = re.compile(r"[A-Za-z0-9_.\-/@]{1,200}")
 SERVER_BATCH_LIMIT = 10_000
 FORMAT_VERSION = 1
+# Points wait at most this long before the background thread sends them: short enough that a live chart is within
+# ~0.5 s of the training loop, long enough that a loop logging every step still sends batches of many points.
+DEFAULT_FLUSH_INTERVAL_S = 0.2
 
 
 class LabbookError(RuntimeError):
@@ -241,7 +244,7 @@ class Run:
     """A run being logged. Use ``log`` and ``finish`` (or ``with``); thread-safe."""
 
     def __init__(self, *, create_payload: dict, http: _Http | None, offline_path: Path | None,
-                 batch_size: int = 1000, flush_interval: float = 1.0, max_memory_points: int = 200_000,
+                 batch_size: int = 1000, flush_interval: float = DEFAULT_FLUSH_INTERVAL_S, max_memory_points: int = 200_000,
                  spool_dir: Path | None = None, create_timeout: float = 60.0):
         self.client_id = create_payload["client_id"]
         self.create_payload = create_payload
@@ -465,7 +468,8 @@ def _iso(ts: float) -> str:
 def init(project: str = "default", config: dict | None = None, *, name: str = "", tags: list[str] | None = None,
          kind: str = "other", parent: int | None = None, notes: str = "", seed: int | None = None,
          url: str | None = None, token: str | None = None, offline: bool | None = None,
-         offline_dir: str | os.PathLike | None = None, batch_size: int = 1000, flush_interval: float = 1.0,
+         offline_dir: str | os.PathLike | None = None, batch_size: int = 1000,
+         flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
          max_memory_points: int = 200_000, capture_env: bool = True, create_timeout: float = 60.0,
          offline_fallback: bool = True) -> Run:
     """Start a run. Returns a Run to ``log`` to; see the module docstring.
