@@ -207,7 +207,9 @@ def cost_estimate_checkpoint(*, owner, checkpoint: str, bits: dict[str, Any] | N
 # --- reports attached to runs --------------------------------------------------------------------------------------
 
 def _run_dir(run: Run) -> Path:
-    return (Path(settings.ARTIFACT_ROOT) / str(run.pk)).resolve()
+    # The root is resolved, the run's directory is not: a run directory that is a link elsewhere then fails the
+    # ``is_relative_to`` checks of the readers (see experiments.storage.resolve_in_run).
+    return Path(settings.ARTIFACT_ROOT).resolve() / str(run.pk)
 
 
 def _safe_label(label: str) -> str:
