@@ -274,6 +274,9 @@ def reading_list_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def search_page(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     kind = request.GET.get("kind", "")
+    if (problem := selectors.search_query_error(q)) is not None:
+        return render(request, "notes/search.html", {"q": q[:selectors.MAX_SEARCH_CHARS], "kind": kind,
+                                                     "results": [], "error": problem}, status=400)
     results = selectors.search(request.user, q, kinds={kind} if kind in ("log", "paper", "digest") else None) if q else []
     return render(request, "notes/search.html", {"q": q, "kind": kind, "results": results})
 

@@ -92,6 +92,9 @@ def test_code_shell_strings_and_pickles_in_registry_fields_are_400_naming_the_fi
             continue  # an empty queue means "the default queue"; a missing kind is its own message
         response = api_client.post("/api/jobs/", spec_with(setter, value), format="json")
         assert response.status_code == 400, (field, value, response.status_code, response.content[:300])
+        if isinstance(value, str) and "\x00" in value:  # refused by the JSON parser before any field is read
+            assert "NUL" in response.json()["detail"]
+            continue
         errors = response.json()["errors"]
         assert any(k == field or k.startswith(field.split(".")[0]) for k in errors), (field, value, errors)
     assert Job.objects.count() == 0
