@@ -37,7 +37,7 @@ from experiments.serializers import (
     SeriesResponseOut,
 )
 from experiments.uploads import ArtifactUploadHandler
-from labbook.core.api import PayloadTooLarge
+from labbook.core.api import PayloadTooLarge, paginated
 
 MAX_POINTS_PER_REQUEST = getattr(settings, "METRICS_MAX_POINTS_PER_REQUEST", ingest.DEFAULT_MAX_POINTS)
 MAX_SERIES_POINTS = 20_000  # per key in one read; a chart needs ~2 points per pixel
@@ -96,6 +96,7 @@ class ProjectListApi(APIView):
         if data.validated_data["description"] and not project.description:
             project.description = data.validated_data["description"]
             project.save(update_fields=["description"])
+        project.run_count = project.runs.count()  # the same shape as the list (get-or-create may find old runs)
         return Response(ProjectOut(project).data, status=status.HTTP_201_CREATED)
 
 
@@ -116,7 +117,7 @@ class RunListApi(APIView):
             OpenApiParameter("sort", str, description="column id, '-' for descending: -metrics.acc, params.lr"),
             OpenApiParameter("limit", int), OpenApiParameter("offset", int),
         ],
-        responses=RunListOut(many=True), operation_id="runs_list",
+        responses=paginated(RunListOut(many=True), "RunList"), operation_id="runs_list",
     )
     def get(self, request):
         try:

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "labbook.core.middleware.RejectNulMiddleware",
+    "labbook.core.middleware.ApiNotFoundJsonMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -229,6 +230,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "labbook.core.schema.add_error_responses"],
     # Several models have a "status" or "kind" field with different choices: name each enum in the schema.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "experiments.models.RunStatus",

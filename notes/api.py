@@ -385,7 +385,7 @@ class ReadingListItemDetailApi(APIView):
     @extend_schema(request=inline_serializer("ItemNoteIn", {"note": serializers.CharField(allow_blank=True)}),
                    responses=ReadingListItemOut, summary="Edit an item's note")
     def patch(self, request: Request, pk: int, item_id: int) -> Response:
-        note = request.data.get("note")
+        note = request.data.get("note") if isinstance(request.data, dict) else None
         if not isinstance(note, str):
             raise serializers.ValidationError({"note": "Give the note as text."})
         item = services.reading_list_item_update(item=self._item(request, pk, item_id), note=note)

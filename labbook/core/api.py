@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404
-from rest_framework import exceptions, parsers, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -68,10 +69,17 @@ def contains_nul(data) -> bool:
     return False
 
 
+def paginated(child: serializers.Serializer, name: str) -> serializers.Serializer:
+    """The schema of a LimitOffsetPagination page of ``child`` items, for views that paginate by hand."""
+    return inline_serializer(name=f"Paginated{name}List", fields={
+        "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+        "previous": serializers.CharField(allow_null=True), "results": child})
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request too large."
     default_code = "too_large"
 
 
-__all__ = ["exception_handler", "JSONParser", "PayloadTooLarge", "Response"]
+__all__ = ["exception_handler", "JSONParser", "PayloadTooLarge", "Response", "paginated"]

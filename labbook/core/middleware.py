@@ -68,3 +68,18 @@ class RejectNulMiddleware:
                     "non_field_errors": ["The URL contains a NUL character."]}}, status=400)
             return HttpResponseBadRequest("The URL contains a NUL character.")
         return self.get_response(request)
+
+
+class ApiNotFoundJsonMiddleware:
+    """An unknown URL under /api/ (e.g. /api/runs/abc/, which no route matches) answers JSON like every other API
+    error, not Django's HTML page: API clients parse it, and the OpenAPI schema documents it (checked by fuzzing)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code == 404 and request.path_info.startswith("/api/")
+                and response.get("Content-Type", "").startswith("text/html")):
+            return JsonResponse({"detail": "Not found."}, status=404)
+        return response

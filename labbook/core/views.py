@@ -6,9 +6,17 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django.views.defaults import server_error as default_server_error
 
 from labbook.core import services
 from labbook.core.health import health_report
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 handler: JSON under /api/, the usual page elsewhere."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return default_server_error(request)
 
 
 @require_GET
