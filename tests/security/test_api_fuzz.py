@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from labbook.core.services import token_create
-from tests.conftest import ROOT, start_asgi_server
+from tests.conftest import start_asgi_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +41,7 @@ def test_schemathesis_finds_no_server_error_and_responses_match_the_schema(tmp_p
              "--phases", "examples,coverage,fuzzing", "--max-time", str(BUDGET_S), "--request-timeout", "20",
              "--generation-database", "none", "--suppress-health-check", "all",
              "--report", "ndjson", "--report-dir", str(report)],
-            cwd=ROOT, capture_output=True, text=True, timeout=BUDGET_S + 60,
+            cwd=tmp_path, capture_output=True, text=True, timeout=BUDGET_S + 60,  # it keeps a cache dir in its cwd
         )
         output = proc.stdout + proc.stderr
         assert proc.returncode == 0, output[-8000:] + "\n--- server log ---\n" + server.log()[-4000:]
