@@ -164,13 +164,11 @@ class DatabaseOutage:
         connection.ensure_connection()
         self.own_pid = connection.connection.info.backend_pid
 
-    def begin(self) -> int:
+    def begin(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{self.db}" ALLOW_CONNECTIONS false')
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
-                (self.db, self.own_pid)).fetchone()[0]
-        return killed
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                          (self.db, self.own_pid))
 
     def end(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
@@ -204,8 +202,7 @@ def test_database_restart_while_the_client_logs_loses_nothing_stores_nothing_twi
                    message="the first points to arrive")
 
         # When the database goes away (every connection killed, new ones refused) while the client is logging
-        killed = outage.begin()
-        assert killed >= 1  # at least the worker's connection was open
+        outage.begin()
         try:
             wait_until(lambda: run.last_error is not None, timeout=30, message="the client to notice the outage")
             time.sleep(2)  # the outage lasts a little while longer: the client keeps buffering and retrying
