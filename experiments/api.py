@@ -37,11 +37,13 @@ from experiments.serializers import (
     SeriesResponseOut,
 )
 from experiments.uploads import ArtifactUploadHandler
-from labbook.core.api import PayloadTooLarge
+from labbook.core.api import PayloadTooLarge, paginated
 
 MAX_POINTS_PER_REQUEST = getattr(settings, "METRICS_MAX_POINTS_PER_REQUEST", ingest.DEFAULT_MAX_POINTS)
 MAX_SERIES_POINTS = 20_000  # per key in one read; a chart needs ~2 points per pixel
 MAX_RAW_PAGE = 10_000
+MAX_KEYS_PER_READ = 200
+MAX_STEP = 2**63 - 1  # steps are stored as PostgreSQL bigint
 
 
 LIVE_POINTS_PER_BATCH = 2000  # a live chart needs the recent shape, not 10,000 points per request
@@ -94,6 +96,7 @@ class ProjectListApi(APIView):
         if data.validated_data["description"] and not project.description:
             project.description = data.validated_data["description"]
             project.save(update_fields=["description"])
+        project.run_count = project.runs.count()  # the same shape as the list (get-or-create may find old runs)
         return Response(ProjectOut(project).data, status=status.HTTP_201_CREATED)
 
 
@@ -114,7 +117,7 @@ class RunListApi(APIView):
             OpenApiParameter("sort", str, description="column id, '-' for descending: -metrics.acc, params.lr"),
             OpenApiParameter("limit", int), OpenApiParameter("offset", int),
         ],
-        responses=RunListOut(many=True), operation_id="runs_list",
+        responses=paginated(RunListOut(many=True), "RunList"), operation_id="runs_list",
     )
     def get(self, request):
         try:
@@ -263,10 +266,12 @@ class RunSeriesApi(APIView):
             raise ValidationError({"x": ["Must be 'step' or 'time'."]})
         keys_raw = request.query_params.get("keys", "")
         keys = [k for k in keys_raw.split(",") if k] if keys_raw else selectors.series_keys(run)
+        if keys_raw and len(keys) > MAX_KEYS_PER_READ:
+            raise ValidationError({"keys": [f"At most {MAX_KEYS_PER_READ} keys per request."]})
         for i, key in enumerate(keys):
             if (err := ingest.key_error(key)) is not None:
                 raise ValidationError({f"keys[{i}]": [err]})
-        series = [selectors.series_downsampled(run, k, max_points=max_points, x=x).as_dict() for k in keys[:200]]
+        series = [selectors.series_downsampled(run, k, max_points=max_points, x=x).as_dict() for k in keys[:MAX_KEYS_PER_READ]]
         return Response({"run": run.pk, "x": x, "series": series})
 
 
@@ -279,7 +284,7 @@ class RunSeriesRawApi(APIView):
         run = owned_run(request, pk)
         if (err := ingest.key_error(key)) is not None:
             raise ValidationError({"key": [err]})
-        after = int_param(request, "after_step", None, lo=-1)
+        after = int_param(request, "after_step", None, lo=-1, hi=MAX_STEP)
         limit = int_param(request, "limit", 1000, lo=1, hi=MAX_RAW_PAGE)
         rows = selectors.series_raw_page(run, key, after_step=after, limit=limit)
         next_after = rows[-1][0] if len(rows) == limit else None

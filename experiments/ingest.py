@@ -112,7 +112,10 @@ def _fast_ok(steps: list, values: list, walls: list | None) -> bool:
 
 def loads(body: bytes) -> object:
     """JSON with NaN/Infinity accepted by the parser, so that validation can reject them naming the field."""
-    return json.loads(body, parse_constant=float)
+    try:
+        return json.loads(body, parse_constant=float)
+    except RecursionError:  # [[[[…]]]] deeper than the decoder's stack: malformed input, not a server error
+        raise ValueError("the document is nested too deeply") from None
 
 
 def count_points(payload: dict) -> int:

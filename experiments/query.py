@@ -142,11 +142,23 @@ class Not:
     item: Any
 
 
+MAX_QUERY_CHARS = 2000  # a filter is typed by a person; longer is a mistake or an attack
+MAX_DEPTH = 32  # nested '(' and 'not': deeper would exhaust the recursive parser's stack (a 500)
+
+
 class Parser:
     def __init__(self, text: str):
+        if len(text) > MAX_QUERY_CHARS:
+            raise QueryError(f"the query is longer than {MAX_QUERY_CHARS} characters", MAX_QUERY_CHARS)
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def _deeper(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(f"the query nests '(' and 'not' more than {MAX_DEPTH} levels deep", pos)
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -187,17 +199,21 @@ class Parser:
 
     def not_expr(self) -> Any:
         if self.keyword("not"):
-            self.next()
-            return Not(self.not_expr())
+            self._deeper(self.next().pos)
+            node = Not(self.not_expr())
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Any:
         tok = self.next()
         if tok.kind == "LPAREN":
+            self._deeper(tok.pos)
             node = self.or_expr()
             close = self.next()
             if close.kind != "RPAREN":
                 raise QueryError(f"expected ')' to close the '(' at column {tok.pos + 1}", close.pos)
+            self.depth -= 1
             return node
         if tok.kind == "EOF":
             raise QueryError("expected a field name (e.g. params.lr, metrics.acc, tag)", tok.pos)

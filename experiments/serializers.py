@@ -14,6 +14,7 @@ class ProjectIn(serializers.Serializer):
 
 class ProjectOut(serializers.ModelSerializer):
     run_count = serializers.IntegerField(read_only=True, required=False)
+    slug = serializers.CharField(read_only=True, help_text="from the name; may contain non-ASCII letters")
 
     class Meta:
         model = Project
@@ -65,6 +66,8 @@ class RunsBulkIn(serializers.Serializer):
 
 
 class ProjectBrief(serializers.ModelSerializer):
+    slug = serializers.CharField(read_only=True, help_text="from the name; may contain non-ASCII letters")
+
     class Meta:
         model = Project
         fields = ["id", "name", "slug"]

@@ -70,9 +70,11 @@ def run_dir(run_id: int) -> Path:
 def resolve_in_run(run_id: int, rel: str) -> Path:
     """The absolute file for ``rel`` under the run's directory; UnsafePath if it resolves anywhere else."""
     rel = clean_relative_path(rel)
-    base = run_dir(run_id).resolve()
+    # Resolve the root only, not the run's own directory: if ARTIFACT_ROOT/<run> were itself a link to elsewhere,
+    # resolving it first would make "elsewhere" the base and every file there would pass the check below.
+    base = Path(settings.ARTIFACT_ROOT).resolve() / str(int(run_id))
     target = (base / rel).resolve()
-    if target != base and base not in target.parents:
+    if base not in target.parents:
         raise UnsafePath("path leaves the run's artifact directory")
     return target
 

@@ -21,3 +21,6 @@ urlpatterns = [
     path("", include("runner.urls")),
     path("", include("runner.cost_urls")),
 ]
+
+# JSON (not an HTML page) for server errors under /api/ (unknown API URLs: labbook.core.middleware).
+handler500 = "labbook.core.views.server_error"

@@ -13,12 +13,12 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labbook.core.api import PayloadTooLarge
+from labbook.core.api import JSONParser, PayloadTooLarge
 from notes import selectors, services
 from notes.importers.bibtex import notes_import_bibtex, papers_to_bibtex
 from notes.importers.export import notes_export_zip
@@ -385,7 +385,7 @@ class ReadingListItemDetailApi(APIView):
     @extend_schema(request=inline_serializer("ItemNoteIn", {"note": serializers.CharField(allow_blank=True)}),
                    responses=ReadingListItemOut, summary="Edit an item's note")
     def patch(self, request: Request, pk: int, item_id: int) -> Response:
-        note = request.data.get("note")
+        note = request.data.get("note") if isinstance(request.data, dict) else None
         if not isinstance(note, str):
             raise serializers.ValidationError({"note": "Give the note as text."})
         item = services.reading_list_item_update(item=self._item(request, pk, item_id), note=note)
@@ -431,6 +431,8 @@ class SearchApi(APIView):
         q = request.query_params.get("q", "").strip()
         if not q:
             raise serializers.ValidationError({"q": "Give a query."})
+        if (problem := selectors.search_query_error(q)) is not None:
+            raise serializers.ValidationError({"q": problem})
         kind = request.query_params.get("kind")
         raw_limit = request.query_params.get("limit", "50")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 200:

@@ -259,9 +259,19 @@ def _pg_hits(user: AbstractBaseUser, query: str, limit: int) -> list[Hit]:
     return hits[:limit]
 
 
+MAX_SEARCH_CHARS = 200  # views refuse longer queries (400); the selector truncates as a second line of defence
+
+
+def search_query_error(query: str) -> str | None:
+    """Why a search query is refused (too long), or None."""
+    if len(query.strip()) > MAX_SEARCH_CHARS:
+        return f"A search query is at most {MAX_SEARCH_CHARS} characters."
+    return None
+
+
 def search(user: AbstractBaseUser, query: str, *, kinds: set[str] | None = None, limit: int = 50) -> list[SearchResult]:
     """Ranked results over logs, papers and digests the user may see, each with a highlighted snippet."""
-    query = query.strip()[:200]
+    query = query.strip()[:MAX_SEARCH_CHARS]
     if not query_terms(query):
         return []
     if connection.vendor == "postgresql":

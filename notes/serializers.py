@@ -36,6 +36,8 @@ class PaperOut(serializers.ModelSerializer):
     tags = TagNamesField(read_only=True)
     owner = serializers.CharField(source="owner.get_username", read_only=True)
     url_page = serializers.CharField(source="get_absolute_url", read_only=True)
+    url = serializers.CharField(read_only=True, help_text="the paper's web address, or empty")
+    slug = serializers.CharField(read_only=True, help_text="from the title; may contain non-ASCII letters")
 
     class Meta:
         model = Paper

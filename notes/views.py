@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notes import selectors, services
@@ -274,6 +275,9 @@ def reading_list_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def search_page(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     kind = request.GET.get("kind", "")
+    if (problem := selectors.search_query_error(q)) is not None:
+        return render(request, "notes/search.html", {"q": q[:selectors.MAX_SEARCH_CHARS], "kind": kind,
+                                                     "results": [], "error": problem}, status=400)
     results = selectors.search(request.user, q, kinds={kind} if kind in ("log", "paper", "digest") else None) if q else []
     return render(request, "notes/search.html", {"q": q, "kind": kind, "results": results})
 
@@ -321,5 +325,8 @@ def run_add_to_today(request: HttpRequest, pk: int) -> HttpResponse:
     if request.headers.get("accept", "").startswith("application/json"):
         return JsonResponse({"log": log.get_absolute_url(), "date": log.date.isoformat()})
     messages.success(request, f"Linked run #{run.pk} from today's log.")
-    return redirect(request.POST.get("next") if str(request.POST.get("next", "")).startswith("/") and
-                    not str(request.POST.get("next", "")).startswith("//") else f"/runs/{run.pk}/")
+    target = str(request.POST.get("next", ""))
+    # Only a path on this site: "//evil", "/\\evil" and "https://evil" would send the user elsewhere.
+    safe = target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    return redirect(target if safe else f"/runs/{run.pk}/")

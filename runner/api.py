@@ -14,7 +14,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labbook.core.api import PayloadTooLarge
+from labbook.core.api import PayloadTooLarge, paginated
 from runner import services
 from runner.conf import job_setting
 from runner.models import ACTIVE_STATUSES, Job, JobStatus
@@ -79,7 +79,7 @@ class JobListCreateApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, description="filter: queued, running, ..., or 'active'"),
                     OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses=JobOut(many=True),
+        responses=paginated(JobOut(many=True), "Job"), operation_id="jobs_list",
     )
     def get(self, request):
         maintain_soon()

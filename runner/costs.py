@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,8 @@ def cost_estimate_checkpoint(*, owner, checkpoint: str, bits: dict[str, Any] | N
     try:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt)
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:  # weights_only refuses anything but tensors/data
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, pickle.UnpicklingError) as exc:
+        # weights_only refuses anything but tensors and plain data (UnpicklingError): a 400, never a 500.
         raise ValidationError({"checkpoint": f"not a Labbook engine checkpoint: {str(exc)[:200]}"}) from exc
     shape = tuple(ckpt["arch"]["input_shape"])
     report = cost.estimate(model, shape, bits=layer_bits, default_bits=default_bits, profile=engine_profile,
@@ -216,7 +218,9 @@ def cost_estimate_checkpoint(*, owner, checkpoint: str, bits: dict[str, Any] | N
 # --- reports attached to runs --------------------------------------------------------------------------------------
 
 def _run_dir(run: Run) -> Path:
-    return (Path(settings.ARTIFACT_ROOT) / str(run.pk)).resolve()
+    # The root is resolved, the run's directory is not: a run directory that is a link elsewhere then fails the
+    # ``is_relative_to`` checks of the readers (see experiments.storage.resolve_in_run).
+    return Path(settings.ARTIFACT_ROOT).resolve() / str(run.pk)
 
 
 def _safe_label(label: str) -> str:

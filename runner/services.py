@@ -38,6 +38,11 @@ QUEUES = ("cpu", "gpu")
 DEVICES = ("auto", "cpu", "cuda")
 # Fields the runner consumes; everything else in a spec is the engine's and goes through validate_spec.
 RUNNER_FIELDS = ("queue", "timeout", "project", "name", "tags", "parent_run", "notes")
+# Deny by default: the engine's fields a submitted spec may set. Anything else (a "module", a "command", the engine's
+# own "data_dir", which would let a user point a job at any directory on the server) is refused by name.
+ENGINE_FIELDS = ("kind", "model", "dataset", "model_options", "dataset_options", "device", "processes", "seed",
+                 "checkpoint", "resume", "hyperparameters", "input_shape", "num_classes")
+NAME_FIELDS = ("kind", "model", "dataset", "device")  # registry look-ups: must be text before they are looked up
 MAX_PROCESSES = 64
 # Cost jobs whose hyperparameters name device profiles (resolved from the database at submit).
 PROFILE_KINDS = ("estimate", "measure")
@@ -123,6 +128,14 @@ def spec_prepare(*, owner: AbstractBaseUser, spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise ValidationError({"spec": "must be a JSON object"})
     errors: dict[str, str] = {}
+    for key in spec:
+        if key not in RUNNER_FIELDS and key not in ENGINE_FIELDS:
+            errors[str(key)[:100]] = f"unknown field; allowed: {', '.join(sorted(RUNNER_FIELDS + ENGINE_FIELDS))}"
+    for key in NAME_FIELDS:
+        if key in spec and not isinstance(spec[key], str):
+            errors[key] = f"{key} must be a name (text), got {type(spec[key]).__name__}"
+    if errors:
+        raise ValidationError({k: [v] for k, v in errors.items()})
     engine_spec = {k: v for k, v in spec.items() if k not in RUNNER_FIELDS}
 
     device = engine_spec.get("device", "auto")
@@ -227,8 +240,10 @@ def job_submit(*, owner: AbstractBaseUser, spec: dict[str, Any], retry_of: Job |
     """Validate a spec, create its Run and Job in one transaction, and dispatch the job once that commits."""
     prepared = spec_prepare(owner=owner, spec=spec)
     limit = int(job_setting("MAX_ACTIVE_PER_USER"))
-    # Lock the user's active jobs so two concurrent submits cannot both slip under the limit.
-    active = list(Job.objects.select_for_update().filter(owner=owner, status__in=ACTIVE_STATUSES).values_list("pk"))
+    # Serialise this user's submits on their user row: locking only the active Job rows would let concurrent
+    # submits that all see the same (possibly zero) rows each slip under the limit.
+    type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+    active = list(Job.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).values_list("pk"))
     if len(active) >= limit:
         raise JobLimitExceeded(
             f"You already have {len(active)} queued or running jobs (limit {limit}); "

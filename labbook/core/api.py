@@ -5,8 +5,10 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -21,6 +23,11 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DataError):
+        # The database refused a value (out of range, unstorable text) that validation let through: the client's
+        # input is at fault, so say so (400) rather than fail with a 500. Logged, as it means a validator is missing.
+        logger.warning("database refused a value in %s: %s", context.get("view").__class__.__name__, exc)
+        exc = exceptions.ValidationError({"non_field_errors": ["A value is out of range or cannot be stored."]})
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -31,10 +38,48 @@ def exception_handler(exc, context):
     return response
 
 
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, except that a body nested too deeply for Python's decoder (``[[[[…]]]]``, which raises
+    RecursionError rather than ValueError) is a 400 like any other malformed JSON, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
+        if contains_nul(data):
+            raise exceptions.ParseError("JSON parse error - text may not contain NUL (\\u0000) characters.")
+        return data
+
+
+def contains_nul(data) -> bool:
+    """True when any string or key in a decoded JSON document holds a NUL character (PostgreSQL text and jsonb
+    cannot store one, so it would fail later as a 500). Iterative: the document may be deep."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def paginated(child: serializers.Serializer, name: str) -> serializers.Serializer:
+    """The schema of a LimitOffsetPagination page of ``child`` items, for views that paginate by hand."""
+    return inline_serializer(name=f"Paginated{name}List", fields={
+        "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+        "previous": serializers.CharField(allow_null=True), "results": child})
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request too large."
     default_code = "too_large"
 
 
-__all__ = ["exception_handler", "PayloadTooLarge", "Response"]
+__all__ = ["exception_handler", "JSONParser", "PayloadTooLarge", "Response", "paginated"]

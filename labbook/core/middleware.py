@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.urls import Resolver404, resolve
 
 
@@ -50,4 +50,36 @@ class SecurityHeadersMiddleware:
         else:
             response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'; object-src 'none'")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        return response
+
+
+class RejectNulMiddleware:
+    """A NUL character in the path or a query parameter is refused with 400 before any view sees it: PostgreSQL
+    text cannot hold NUL, so it would otherwise surface as a 500 from whichever query used the value."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path_info or any("\x00" in k or "\x00" in v for k, values in request.GET.lists()
+                                               for v in values):
+            if request.path_info.startswith("/api/"):
+                return JsonResponse({"detail": "Invalid input.", "errors": {
+                    "non_field_errors": ["The URL contains a NUL character."]}}, status=400)
+            return HttpResponseBadRequest("The URL contains a NUL character.")
+        return self.get_response(request)
+
+
+class ApiNotFoundJsonMiddleware:
+    """An unknown URL under /api/ (e.g. /api/runs/abc/, which no route matches) answers JSON like every other API
+    error, not Django's HTML page: API clients parse it, and the OpenAPI schema documents it (checked by fuzzing)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code == 404 and request.path_info.startswith("/api/")
+                and response.get("Content-Type", "").startswith("text/html")):
+            return JsonResponse({"detail": "Not found."}, status=404)
         return response

@@ -6,9 +6,17 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django.views.defaults import server_error as default_server_error
 
 from labbook.core import services
 from labbook.core.health import health_report
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 handler: JSON under /api/, the usual page elsewhere."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return default_server_error(request)
 
 
 @require_GET
@@ -43,13 +51,42 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 
 
 # --- login with rate limiting ---------------------------------------------------------------------------------------
+import logging  # noqa: E402
+
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import views as auth_views  # noqa: E402
 from django.core.cache import cache  # noqa: E402
+from django.core.cache.backends.locmem import LocMemCache  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 # Failed logins allowed per (client address, username) and per address within the window; then 429 until it expires.
 LOGIN_MAX_FAILURES = int(getattr(settings, "LOGIN_MAX_FAILURES", 10))
 LOGIN_WINDOW_S = 15 * 60
+# While Redis (the shared cache) is down, failures are counted in this process instead: logging in keeps working
+# and the limit still holds per web process (failing open would let an attacker who stops Redis guess freely).
+_local_failures = LocMemCache("login-failures", {"TIMEOUT": LOGIN_WINDOW_S, "OPTIONS": {"MAX_ENTRIES": 100_000}})
+
+
+def _failure_counts(keys: list[str]) -> dict[str, int]:
+    try:
+        return cache.get_many(keys)
+    except RedisError:
+        logger.warning("login rate limit: Redis unreachable, counting failures in this process")
+        return _local_failures.get_many(keys)
+
+
+def _count_failure(key: str) -> None:
+    for store in (cache, _local_failures):
+        try:
+            try:
+                store.incr(key)
+            except ValueError:
+                store.set(key, 1, LOGIN_WINDOW_S)
+            return
+        except RedisError:
+            logger.warning("login rate limit: Redis unreachable, counting failures in this process")
 
 
 def _client_ip(request: HttpRequest) -> str:
@@ -66,7 +103,7 @@ class RateLimitedLoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         keys = self._keys(request)
-        counts = cache.get_many(keys)
+        counts = _failure_counts(keys)
         ip_limit = LOGIN_MAX_FAILURES * 3  # several users behind one address get some slack
         if counts.get(keys[1], 0) >= LOGIN_MAX_FAILURES or counts.get(keys[0], 0) >= ip_limit:
             response = render(request, "registration/login.html",
@@ -77,8 +114,5 @@ class RateLimitedLoginView(auth_views.LoginView):
 
     def form_invalid(self, form):
         for key in self._keys(self.request):
-            try:
-                cache.incr(key)
-            except ValueError:
-                cache.set(key, 1, LOGIN_WINDOW_S)
+            _count_failure(key)
         return super().form_invalid(form)
