@@ -9,7 +9,7 @@ as 10 requests of 1,000, which is exactly how ``MlflowClient.log_batch`` splits 
 process (uvicorn), as each runs by default on a small machine.
 
 MLflow is an optional dependency kept out of Labbook's virtualenv: its Python comes from ``MLFLOW_PYTHON`` or
-``/work/venvs/mlflow/bin/python``; when missing it is installed there from requirements-bench.txt (with a message).
+``.venv-mlflow/bin/python`` in the repository; when missing it is installed there from requirements-bench.txt (with a message).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ NEEDS_STACK = True
 GOAL = 20.0
 KEYS = 10
 MLFLOW_BATCH_LIMIT = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH; the REST endpoint refuses more
-DEFAULT_MLFLOW_VENV = Path(os.environ.get("MLFLOW_VENV", "/work/venvs/mlflow"))
+DEFAULT_MLFLOW_VENV = Path(os.environ.get("MLFLOW_VENV", Path(__file__).resolve().parent.parent / ".venv-mlflow"))
 
 
 # --- the points ------------------------------------------------------------------------------------------------------
