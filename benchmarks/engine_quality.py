@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Context, Section, at_least, at_most, progress
+from runner.engine.reporter import NullReporter
 
 NAME = "engine_quality"
 TITLE = "Engine quality: dense, pruned, W8A8 PTQ and W4A4 QAT accuracy on digits and mnist1d"
@@ -46,29 +47,14 @@ DENSE_BAR = {"digits": 0.98}
 DROP_BARS = {"pruned": 0.01, "w8a8_ptq": 0.005, "w4a4_qat": 0.01}
 
 
-class LogReporter:
+class LogReporter(NullReporter):
     """Keeps the engine's log lines (the pruning report) and drops the rest."""
 
     def __init__(self):
         self.lines: list[str] = []
 
-    def on_metrics(self, step, metrics, *, epoch=None):
-        pass
-
-    def on_progress(self, *, step, total, epoch=None, message=""):
-        pass
-
     def on_log(self, line):
         self.lines.append(line)
-
-    def on_artifact(self, path, *, kind, meta=None):
-        pass
-
-    def on_cost(self, report, *, step=None, label=""):
-        pass
-
-    def should_stop(self):
-        return False
 
 
 def specs_for(quick: bool) -> dict[str, dict[str, dict]]:

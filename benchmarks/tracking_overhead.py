@@ -18,6 +18,7 @@ import statistics
 import time
 
 from benchmarks.common import Context, Section, at_least, percentile, progress
+from runner.engine.reporter import NullReporter
 
 NAME = "tracking_overhead"
 TITLE = "Tracking overhead: digits training with vs without the client logging every step"
@@ -25,7 +26,7 @@ NEEDS_STACK = True
 GOAL = 0.97
 
 
-class ClientReporter:
+class ClientReporter(NullReporter):
     """An engine reporter that logs every metric through labbook.client (what a training script does)."""
 
     def __init__(self, run):
@@ -33,21 +34,6 @@ class ClientReporter:
 
     def on_metrics(self, step, metrics, *, epoch=None):
         self.run.log(metrics, step=step)
-
-    def on_progress(self, *, step, total, epoch=None, message=""):
-        pass
-
-    def on_log(self, line):
-        pass
-
-    def on_artifact(self, path, *, kind, meta=None):
-        pass
-
-    def on_cost(self, report, *, step=None, label=""):
-        pass
-
-    def should_stop(self):
-        return False
 
 
 def server_cpu_s(pid: int) -> float:
