@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import statistics
@@ -335,7 +336,8 @@ class Stack:
 
         from labbook.core.services import token_create
 
-        self.user = get_user_model().objects.create_user(username="bench", password="bench-password-not-secret")
+        # A throwaway password: the benchmarks authenticate with the token, and the session cookie is made directly.
+        self.user = get_user_model().objects.create_user(username="bench", password=secrets.token_urlsafe(24))
         _, self.token = token_create(user=self.user, name="bench")
 
     def env(self, **extra: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -242,7 +243,8 @@ def job_submit(*, owner: AbstractBaseUser, spec: dict[str, Any], retry_of: Job |
     limit = int(job_setting("MAX_ACTIVE_PER_USER"))
     # Serialise this user's submits on their user row: locking only the active Job rows would let concurrent
     # submits that all see the same (possibly zero) rows each slip under the limit.
-    type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+    # get_user_model(), not type(owner): a view passes request.user, a lazy wrapper around the user.
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
     active = list(Job.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).values_list("pk"))
     if len(active) >= limit:
         raise JobLimitExceeded(
