@@ -16,9 +16,17 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from experiments import storage
-from experiments.ingest import KEY_RE as KEY_SAFE
 from experiments.ingest import Point
-from experiments.models import Artifact, MetricPoint, Project, Run, RunKind, RunStatus, RunTag
+from experiments.models import (
+    ROLLUP_BLOCK_SIZES,
+    Artifact,
+    MetricPoint,
+    Project,
+    Run,
+    RunKind,
+    RunStatus,
+    RunTag,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -258,43 +266,44 @@ class IngestResult:
         return self.received - self.stored
 
 
-_PG_INSERT = (
-    "INSERT INTO {table} (run_id, key, step, value, wall_time) "
-    "SELECT %s, t.k, t.s, t.v, t.w "
-    "FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::float8[]) AS t(k, s, v, w) "
-    "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value"
-)
-
-
-def _pg_array(items: Iterable[Any], quote: bool = False) -> str:
-    """A PostgreSQL array literal built with one C-level join: ~10x faster than adapting a list item by item.
-
-    Safe for keys because metric keys are restricted to [A-Za-z0-9_.-/@] (no quotes, braces or backslashes) and
-    numbers come from float()/int() (repr of a finite float or an int).
-    """
-    if quote:
-        return "{" + ",".join('"' + k + '"' for k in items) + "}"
-    return "{" + ",".join(map(repr, items)) + "}"
-
-
 _SQLITE_CHUNK = 150  # 5 parameters per row, under SQLite's 999-variable limit on old builds
 
 
+@dataclass(frozen=True, slots=True)
+class KeyAggregate:
+    """What one batch added to one key: its count, last point, and extremes (ties go to the earliest step)."""
+
+    key: str
+    count: int
+    last_step: int
+    last: float
+    min: float
+    min_step: int
+    max: float
+    max_step: int
+
+
+def _aggregate(rows: Iterable[tuple[str, int, float]]) -> list[KeyAggregate]:
+    """Per-key aggregates of newly stored (key, step, value) rows, computed in Python (SQLite and other backends)."""
+    by_key: dict[str, list[tuple[int, float]]] = {}
+    for key, step, value in rows:
+        by_key.setdefault(key, []).append((step, value))
+    out = []
+    for key, pts in by_key.items():
+        last_step, last = max(pts)
+        lo_value, lo_step = min((v, s) for s, v in pts)
+        hi_value, neg_step = max((v, -s) for s, v in pts)
+        out.append(KeyAggregate(key, len(pts), last_step, last, lo_value, lo_step, hi_value, -neg_step))
+    return out
+
+
 def _insert_returning(run_id: int, points: list[Point]) -> list[tuple[str, int, float]]:
-    """One INSERT ... ON CONFLICT DO NOTHING RETURNING: the rows that were new, nothing counted twice."""
+    """One INSERT ... ON CONFLICT DO NOTHING RETURNING per chunk (SQLite): the rows that were new, nothing counted
+    twice. Other non-PostgreSQL backends: correct but slower (count before and after)."""
     table = connection.ops.quote_name(MetricPoint._meta.db_table)
     rows: list[tuple[str, int, float]] = []
     with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            if all(KEY_SAFE.fullmatch(k) for k in {p.key for p in points}):
-                arrays = [_pg_array((p.key for p in points), quote=True), _pg_array(int(p.step) for p in points),
-                          _pg_array(float(p.value) for p in points), _pg_array(float(p.wall_time) for p in points)]
-            else:  # keys from a caller that skipped validation: let psycopg quote them
-                arrays = [[p.key for p in points], [p.step for p in points], [p.value for p in points],
-                          [p.wall_time for p in points]]
-            cur.execute(_PG_INSERT.format(table=table), [run_id, *arrays])
-            rows = cur.fetchall()
-        elif connection.vendor == "sqlite":
+        if connection.vendor == "sqlite":
             for i in range(0, len(points), _SQLITE_CHUNK):
                 chunk = points[i:i + _SQLITE_CHUNK]
                 values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
@@ -307,7 +316,7 @@ def _insert_returning(run_id: int, points: list[Point]) -> list[tuple[str, int, 
                     params,
                 )
                 rows += cur.fetchall()
-        else:  # other backends: correct but slower (count before and after)
+        else:
             before = MetricPoint.objects.filter(run_id=run_id).count()
             MetricPoint.objects.bulk_create(
                 [MetricPoint(run_id=run_id, key=p.key, step=p.step, value=p.value, wall_time=p.wall_time)
@@ -319,28 +328,95 @@ def _insert_returning(run_id: int, points: list[Point]) -> list[tuple[str, int, 
     return rows
 
 
-def _update_summary(summary: dict, new_rows: list[tuple[str, int, float]]) -> dict:
+# --- the PostgreSQL write path ---------------------------------------------------------------------------------------
+# COPY (binary) into a per-connection temporary staging table, then one statement that inserts the staged points
+# (ON CONFLICT DO NOTHING: the unique (run, key, step) index decides what is new), folds the new ones into the block
+# rollups and returns per-key aggregates of the new ones for the run's summary. Measured on 10,000-point batches this
+# is ~25% faster than binding four array literals (the server parses 40,000 array items as text), and no Python
+# object is made per point on the way out.
+
+_STAGE = "labbook_metric_stage"
+_STAGE_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (key text, step bigint, value float8, wall_time float8) "
+              "ON COMMIT DELETE ROWS")
+
+
+def _rollup_upsert(level: int, size: int) -> str:
+    """INSERT … ON CONFLICT DO UPDATE of the level-``level`` blocks touched by the new points (CTE ``new``)."""
+    cols = ("min_value", "min_step", "min_wall", "max_value", "max_step", "max_wall", "last_step", "last_value",
+            "last_wall")
+    t, x = "experiments_metricrollup", "EXCLUDED"
+
+    def pick(names: tuple[str, str, str], op: str) -> str:
+        # Replace the stored extreme by the new one when the new one wins in the same (value, step, wall time)
+        # order as the read's min(ARRAY[value, step, wall_time]) — so a rollup equals the aggregate of its points.
+        mine = ", ".join(f"{t}.{c}{'::float8' if c.endswith('step') else ''}" for c in names)
+        theirs = ", ".join(f"{x}.{c}{'::float8' if c.endswith('step') else ''}" for c in names)
+        return ", ".join(f"{c} = CASE WHEN ({theirs}) {op} ({mine}) THEN {x}.{c} ELSE {t}.{c} END" for c in names)
+
+    mins = ("min_value", "min_step", "min_wall")
+    maxs = ("max_value", "max_step", "max_wall")
+    lasts = ("last_step", "last_value", "last_wall")
+    return (
+        f"r{level} AS (INSERT INTO {t} (run_id, key, level, block, count, {', '.join(cols)}) "
+        f"SELECT %(run)s, key, {level}, blk, n, mn[1], mn[2]::bigint, mn[3], mx[1], mx[2]::bigint, mx[3], "
+        "ls[1]::bigint, ls[2], ls[3] FROM ("
+        f"SELECT key, step / {size} AS blk, count(*) AS n, min(ARRAY[value, step::float8, wall_time]) AS mn, "
+        "max(ARRAY[value, step::float8, wall_time]) AS mx, max(ARRAY[step::float8, value, wall_time]) AS ls "
+        f"FROM new GROUP BY key, step / {size} ORDER BY key, blk) g "
+        f"ON CONFLICT (run_id, key, level, block) DO UPDATE SET count = {t}.count + {x}.count, "
+        f"{pick(mins, '<')}, {pick(maxs, '>')}, {pick(lasts, '>')})"
+    )
+
+
+_PG_INGEST = (
+    "WITH new AS ("
+    "INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
+    f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
+    "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time), "
+    + ", ".join(_rollup_upsert(level, size) for level, size in enumerate(ROLLUP_BLOCK_SIZES))
+    # Per key: count, last point, min and max (ties to the earliest step, as _aggregate does).
+    + " SELECT key, count(*), max(step), (array_agg(value ORDER BY step DESC))[1], "
+    "(array_agg(value ORDER BY value, step))[1], (array_agg(step ORDER BY value, step))[1], "
+    "(array_agg(value ORDER BY value DESC, step))[1], (array_agg(step ORDER BY value DESC, step))[1] "
+    "FROM new GROUP BY key"
+)
+
+
+def _pg_ingest(run_id: int, points: list[Point]) -> list[KeyAggregate]:
+    with connection.cursor() as cur:
+        # Every time (a cheap catalog lookup once it exists): a flag on the connection would go stale when the
+        # transaction that created the table rolls back.
+        cur.execute(_STAGE_DDL)
+        with cur.cursor.copy(f"COPY {_STAGE} (key, step, value, wall_time) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int8", "float8", "float8"])
+            write = copy.write_row
+            for p in points:
+                write((p.key, p.step, p.value, p.wall_time))
+        cur.execute(_PG_INGEST, {"run": run_id})
+        aggregates = [KeyAggregate(*row) for row in cur.fetchall()]
+        if len(connection.atomic_blocks) > 1:
+            # Inside a caller's transaction ON COMMIT won't come before the next batch: empty the stage now.
+            cur.execute(f"DELETE FROM {_STAGE}")
+    return aggregates
+
+
+def _update_summary(summary: dict, aggregates: Iterable[KeyAggregate]) -> dict:
     """Fold newly stored points into {"key": {last, last_step, min, max, best, best_step, count}}."""
-    by_key: dict[str, list[tuple[int, float]]] = {}
-    for key, step, value in new_rows:
-        by_key.setdefault(key, []).append((step, value))
-    for key, pts in by_key.items():
-        last_step, last = max(pts, key=lambda p: p[0])
-        lo = min(pts, key=lambda p: p[1])
-        hi = max(pts, key=lambda p: p[1])
-        best_step, best = lo if metric_is_minimized(key) else hi
-        s = summary.get(key)
+    for a in aggregates:
+        minimized = metric_is_minimized(a.key)
+        best_step, best = (a.min_step, a.min) if minimized else (a.max_step, a.max)
+        s = summary.get(a.key)
         if s is None:
-            summary[key] = {"last": last, "last_step": last_step, "min": lo[1], "max": hi[1], "best": best,
-                            "best_step": best_step, "count": len(pts)}
+            summary[a.key] = {"last": a.last, "last_step": a.last_step, "min": a.min, "max": a.max, "best": best,
+                              "best_step": best_step, "count": a.count}
             continue
-        s["count"] = s.get("count", 0) + len(pts)
-        if last_step >= s.get("last_step", -1):
-            s["last"], s["last_step"] = last, last_step
-        s["min"] = min(s["min"], lo[1])
-        s["max"] = max(s["max"], hi[1])
+        s["count"] = s.get("count", 0) + a.count
+        if a.last_step >= s.get("last_step", -1):
+            s["last"], s["last_step"] = a.last, a.last_step
+        s["min"] = min(s["min"], a.min)
+        s["max"] = max(s["max"], a.max)
         old = s.get("best")
-        if old is None or (best < old if metric_is_minimized(key) else best > old):
+        if old is None or (best < old if minimized else best > old):
             s["best"], s["best_step"] = best, best_step
     return summary
 
@@ -350,23 +426,30 @@ def metrics_ingest(*, run: Run, points: Iterable[Point]) -> IngestResult:
     """Store points with one bulk insert, skipping any (run, key, step) already stored.
 
     Idempotent: a client that retries a batch after a timeout stores nothing twice, and the run's
-    ``metric_summary`` (last, min, max, best, count per key) only counts points that were new. The summary is updated
-    under a row lock so that concurrent batches for one run don't lose updates. Non-finite values are skipped.
+    ``metric_summary`` (last, min, max, best, count per key) and, on PostgreSQL, the series' block rollups only
+    count points that were new. The run's row is locked first, so concurrent batches for one run are serialised:
+    no summary update is lost, and they cannot deadlock on each other's points or rollup rows. Non-finite values
+    are skipped.
     """
     now = time.time()
+    isfinite = math.isfinite
     clean = [
         p if p.wall_time is not None else Point(p.key, p.step, p.value, now)
-        for p in points if p.value is not None and math.isfinite(p.value)
+        for p in points if p.value is not None and isfinite(p.value)
     ]
     if not clean:
         return IngestResult(received=0, stored=0)
-    new_rows = _insert_returning(run.pk, clean)
-    if new_rows:
-        locked = Run.objects.select_for_update().only("id", "metric_summary").get(pk=run.pk)
-        summary = _update_summary(dict(locked.metric_summary or {}), new_rows)
+    locked = Run.objects.select_for_update().only("id", "metric_summary").get(pk=run.pk)
+    if connection.vendor == "postgresql":
+        aggregates = _pg_ingest(run.pk, clean)
+    else:
+        aggregates = _aggregate(_insert_returning(run.pk, clean))
+    stored = sum(a.count for a in aggregates)
+    if stored:
+        summary = _update_summary(dict(locked.metric_summary or {}), aggregates)
         Run.objects.filter(pk=run.pk).update(metric_summary=summary, updated_at=timezone.now())
         run.metric_summary = summary
-    return IngestResult(received=len(clean), stored=len(new_rows))
+    return IngestResult(received=len(clean), stored=stored)
 
 
 def metrics_ingest_batch(*, run: Run, points: Iterable[Point]) -> int:
