@@ -415,8 +415,10 @@ def _update_summary(summary: dict, aggregates: Iterable[KeyAggregate]) -> dict:
             s["last"], s["last_step"] = a.last, a.last_step
         s["min"] = min(s["min"], a.min)
         s["max"] = max(s["max"], a.max)
-        old = s.get("best")
-        if old is None or (best < old if minimized else best > old):
+        old, old_step = s.get("best"), s.get("best_step")
+        # Ties go to the earliest step, whatever order the batches arrived in.
+        if (old is None or (best < old if minimized else best > old)
+                or (best == old and old_step is not None and best_step < old_step)):
             s["best"], s["best_step"] = best, best_step
     return summary
 
