@@ -340,46 +340,54 @@ _STAGE_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (key text, step bi
               "ON COMMIT DELETE ROWS")
 
 
-def _rollup_upsert(level: int, size: int) -> str:
-    """INSERT … ON CONFLICT DO UPDATE of the level-``level`` blocks touched by the new points (CTE ``new``)."""
-    cols = ("min_value", "min_step", "min_wall", "max_value", "max_step", "max_wall", "last_step", "last_value",
-            "last_wall")
+def _rollup_upsert(level: int) -> str:
+    """CTE ``r<level>``: INSERT … ON CONFLICT DO UPDATE of the level's blocks from the grouped new points ``g<level>``."""
     t, x = "experiments_metricrollup", "EXCLUDED"
 
     def pick(names: tuple[str, str, str], op: str) -> str:
         # Replace the stored extreme by the new one when the new one wins in the same (value, step, wall time)
-        # order as the read's min(ARRAY[value, step, wall_time]) — so a rollup equals the aggregate of its points.
+        # order as the read's min(ARRAY[value, step, wall_time]), so that a rollup equals the aggregate of its points.
         mine = ", ".join(f"{t}.{c}{'::float8' if c.endswith('step') else ''}" for c in names)
         theirs = ", ".join(f"{x}.{c}{'::float8' if c.endswith('step') else ''}" for c in names)
         return ", ".join(f"{c} = CASE WHEN ({theirs}) {op} ({mine}) THEN {x}.{c} ELSE {t}.{c} END" for c in names)
 
-    mins = ("min_value", "min_step", "min_wall")
-    maxs = ("max_value", "max_step", "max_wall")
-    lasts = ("last_step", "last_value", "last_wall")
     return (
-        f"r{level} AS (INSERT INTO {t} (run_id, key, level, block, count, {', '.join(cols)}) "
+        f"r{level} AS (INSERT INTO {t} (run_id, key, level, block, count, min_value, min_step, min_wall, max_value, "
+        "max_step, max_wall, last_step, last_value, last_wall) "
         f"SELECT %(run)s, key, {level}, blk, n, mn[1], mn[2]::bigint, mn[3], mx[1], mx[2]::bigint, mx[3], "
-        "ls[1]::bigint, ls[2], ls[3] FROM ("
-        f"SELECT key, step / {size} AS blk, count(*) AS n, min(ARRAY[value, step::float8, wall_time]) AS mn, "
-        "max(ARRAY[value, step::float8, wall_time]) AS mx, max(ARRAY[step::float8, value, wall_time]) AS ls "
-        f"FROM new GROUP BY key, step / {size} ORDER BY key, blk) g "
+        f"ls[1]::bigint, ls[2], ls[3] FROM g{level} ORDER BY key, blk "  # one lock order for every writer
         f"ON CONFLICT (run_id, key, level, block) DO UPDATE SET count = {t}.count + {x}.count, "
-        f"{pick(mins, '<')}, {pick(maxs, '>')}, {pick(lasts, '>')})"
+        f"{pick(('min_value', 'min_step', 'min_wall'), '<')}, {pick(('max_value', 'max_step', 'max_wall'), '>')}, "
+        f"{pick(('last_step', 'last_value', 'last_wall'), '>')})"
     )
 
 
-_PG_INGEST = (
-    "WITH new AS ("
-    "INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
-    f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
-    "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time), "
-    + ", ".join(_rollup_upsert(level, size) for level, size in enumerate(ROLLUP_BLOCK_SIZES))
-    # Per key: count, last point, min and max (ties to the earliest step, as _aggregate does).
-    + " SELECT key, count(*), max(step), (array_agg(value ORDER BY step DESC))[1], "
-    "(array_agg(value ORDER BY value, step))[1], (array_agg(step ORDER BY value, step))[1], "
-    "(array_agg(value ORDER BY value DESC, step))[1], (array_agg(step ORDER BY value DESC, step))[1] "
-    "FROM new GROUP BY key"
-)
+def _pg_ingest_sql() -> str:
+    # Level 0 groups the new points; each higher level groups the level below (sizes are multiples of each other).
+    size = ROLLUP_BLOCK_SIZES[0]
+    groups = [
+        f"g0 AS (SELECT key, step / {size} AS blk, count(*) AS n, min(ARRAY[value, step::float8, wall_time]) AS mn, "
+        "max(ARRAY[value, step::float8, wall_time]) AS mx, max(ARRAY[step::float8, value, wall_time]) AS ls, "
+        f"max(ARRAY[value, -step::float8]) AS mxe, max(step) AS last_step FROM new GROUP BY key, step / {size})"
+    ]
+    for level in range(1, len(ROLLUP_BLOCK_SIZES)):
+        ratio = ROLLUP_BLOCK_SIZES[level] // ROLLUP_BLOCK_SIZES[level - 1]
+        groups.append(f"g{level} AS (SELECT key, blk / {ratio} AS blk, sum(n) AS n, min(mn) AS mn, max(mx) AS mx, "
+                      f"max(ls) AS ls FROM g{level - 1} GROUP BY key, blk / {ratio})")
+    return (
+        "WITH new AS ("
+        "INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
+        f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
+        "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time), "
+        + ", ".join(groups) + ", "
+        + ", ".join(_rollup_upsert(level) for level in range(len(ROLLUP_BLOCK_SIZES)))
+        # Per key, for the summary: count, last point, min and max with the earliest step among ties.
+        + " SELECT key, sum(n)::bigint, max(last_step), (max(ls))[2], (min(mn))[1], (min(mn))[2]::bigint, "
+        "(max(mxe))[1], (-(max(mxe))[2])::bigint FROM g0 GROUP BY key"
+    )
+
+
+_PG_INGEST = _pg_ingest_sql()
 
 
 def _pg_ingest(run_id: int, points: list[Point]) -> list[KeyAggregate]:
