@@ -398,8 +398,8 @@ def _pg_ingest(run_id: int, points: list[Point]) -> list[KeyAggregate]:
         with cur.cursor.copy(f"COPY {_STAGE} (key, step, value, wall_time) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "int8", "float8", "float8"])
             write = copy.write_row
-            for p in points:
-                write((p.key, p.step, p.value, p.wall_time))
+            for p in points:  # a Point is a (key, step, value, wall_time) tuple
+                write(p)
         cur.execute(_PG_INGEST, {"run": run_id})
         aggregates = [KeyAggregate(*row) for row in cur.fetchall()]
         if len(connection.atomic_blocks) > 1:
