@@ -175,7 +175,8 @@ def series_downsampled(run: Run, key: str, *, max_points: int = 1000, x: str = "
         span = float(hi - lo) or 1.0
         picked: dict[int, tuple[int, float, float]] = {}
         rollup_rows = None
-        if connection.vendor == "postgresql" and xcol == "step" and (hi - lo + 1) * buckets < 2**62:
+        # Rollups carry steps as float8 (as the grouped pass compares them), exact below 2**53.
+        if connection.vendor == "postgresql" and xcol == "step" and hi < 2**53:
             with transaction.atomic():  # for SET LOCAL
                 rollup_rows = _buckets_from_rollups(cur, run.pk, key, lo, hi, buckets)
         if rollup_rows is not None:

@@ -340,6 +340,12 @@ _STAGE_DDL = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (key text, step bi
               "ON COMMIT DELETE ROWS")
 
 
+def _step(expr: str) -> str:
+    """A step carried as float8 (for the ARRAY ordering) back to bigint. Exact below 2**53; above, clamped under
+    2**63 so that it can't overflow (reads don't use the rollups of such series)."""
+    return f"LEAST({expr}, 9223372036854774784)::bigint"
+
+
 def _rollup_upsert(level: int) -> str:
     """CTE ``r<level>``: INSERT … ON CONFLICT DO UPDATE of the level's blocks from the grouped new points ``g<level>``."""
     t, x = "experiments_metricrollup", "EXCLUDED"
@@ -354,8 +360,8 @@ def _rollup_upsert(level: int) -> str:
     return (
         f"r{level} AS (INSERT INTO {t} (run_id, key, level, block, count, min_value, min_step, min_wall, max_value, "
         "max_step, max_wall, last_step, last_value, last_wall) "
-        f"SELECT %(run)s, key, {level}, blk, n, mn[1], mn[2]::bigint, mn[3], mx[1], mx[2]::bigint, mx[3], "
-        f"ls[1]::bigint, ls[2], ls[3] FROM g{level} ORDER BY key, blk "  # one lock order for every writer
+        f"SELECT %(run)s, key, {level}, blk, n, mn[1], {_step('mn[2]')}, mn[3], mx[1], {_step('mx[2]')}, mx[3], "
+        f"{_step('ls[1]')}, ls[2], ls[3] FROM g{level} ORDER BY key, blk "  # one lock order for every writer
         f"ON CONFLICT (run_id, key, level, block) DO UPDATE SET count = {t}.count + {x}.count, "
         f"{pick(('min_value', 'min_step', 'min_wall'), '<')}, {pick(('max_value', 'max_step', 'max_wall'), '>')}, "
         f"{pick(('last_step', 'last_value', 'last_wall'), '>')})"
@@ -367,8 +373,8 @@ def _pg_ingest_sql() -> str:
     size = ROLLUP_BLOCK_SIZES[0]
     groups = [
         f"g0 AS (SELECT key, step / {size} AS blk, count(*) AS n, min(ARRAY[value, step::float8, wall_time]) AS mn, "
-        "max(ARRAY[value, step::float8, wall_time]) AS mx, max(ARRAY[step::float8, value, wall_time]) AS ls, "
-        f"max(ARRAY[value, -step::float8]) AS mxe, max(step) AS last_step FROM new GROUP BY key, step / {size})"
+        "max(ARRAY[value, step::float8, wall_time]) AS mx, max(ARRAY[step::float8, value, wall_time]) AS ls "
+        f"FROM new GROUP BY key, step / {size})"
     ]
     for level in range(1, len(ROLLUP_BLOCK_SIZES)):
         ratio = ROLLUP_BLOCK_SIZES[level] // ROLLUP_BLOCK_SIZES[level - 1]
@@ -381,9 +387,13 @@ def _pg_ingest_sql() -> str:
         "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time), "
         + ", ".join(groups) + ", "
         + ", ".join(_rollup_upsert(level) for level in range(len(ROLLUP_BLOCK_SIZES)))
-        # Per key, for the summary: count, last point, min and max with the earliest step among ties.
-        + " SELECT key, sum(n)::bigint, max(last_step), (max(ls))[2], (min(mn))[1], (min(mn))[2]::bigint, "
-        "(max(mxe))[1], (-(max(mxe))[2])::bigint FROM g0 GROUP BY key"
+        # Per key, for the summary, with exact (bigint) steps: count, last point, min and max with the earliest step
+        # among ties.
+        + ", k AS (SELECT key, count(*) AS n, max(step) AS last_step, min(value) AS lo, max(value) AS hi "
+        "FROM new GROUP BY key) "
+        "SELECT k.key, k.n, k.last_step, max(new.value) FILTER (WHERE new.step = k.last_step), k.lo, "
+        "min(new.step) FILTER (WHERE new.value = k.lo), k.hi, min(new.step) FILTER (WHERE new.value = k.hi) "
+        "FROM k JOIN new ON new.key = k.key GROUP BY k.key, k.n, k.last_step, k.lo, k.hi"
     )
 
 

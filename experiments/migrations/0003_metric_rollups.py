@@ -15,8 +15,9 @@ def backfill_rollups(apps, schema_editor):
         schema_editor.execute(
             "INSERT INTO experiments_metricrollup (run_id, key, level, block, count, min_value, min_step, min_wall, "
             "max_value, max_step, max_wall, last_step, last_value, last_wall) "
-            "SELECT run_id, key, %s, blk, n, mn[1], mn[2]::bigint, mn[3], mx[1], mx[2]::bigint, mx[3], "
-            "ls[1]::bigint, ls[2], ls[3] FROM ("
+            "SELECT run_id, key, %s, blk, n, mn[1], LEAST(mn[2], 9223372036854774784)::bigint, mn[3], mx[1], "
+            "LEAST(mx[2], 9223372036854774784)::bigint, mx[3], LEAST(ls[1], 9223372036854774784)::bigint, ls[2], "
+            "ls[3] FROM ("
             " SELECT run_id, key, step / %s AS blk, count(*) AS n, min(ARRAY[value, step::float8, wall_time]) AS mn,"
             " max(ARRAY[value, step::float8, wall_time]) AS mx, max(ARRAY[step::float8, value, wall_time]) AS ls"
             " FROM experiments_metricpoint GROUP BY run_id, key, step / %s) g",

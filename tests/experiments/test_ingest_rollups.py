@@ -160,6 +160,20 @@ def test_a_read_through_the_rollups_equals_the_downsample_of_the_raw_points(user
 
 
 @pytest.mark.django_db
+def test_steps_near_the_bigint_limit_are_stored_and_summarised_exactly(user):
+    run = make_run(user)
+    top = 2**63 - 1
+    pts = [Point("loss", top - i, float(i % 3), 1e9 + i) for i in range(2000)]
+    assert metrics_ingest(run=run, points=pts).stored == 2000
+    assert metrics_ingest(run=run, points=pts[:100]).stored == 0
+    run.refresh_from_db()
+    assert run.metric_summary["loss"] == {"last": 0.0, "last_step": top, "min": 0.0, "max": 2.0, "best": 0.0,
+                                          "best_step": top - 1998, "count": 2000}
+    s = series_downsampled(Run.objects.get(pk=run.pk), "loss", max_points=100)  # read from the raw points
+    assert s.downsampled and s.count == 2000 and len(s.steps) <= 102
+
+
+@pytest.mark.django_db
 def test_rollups_are_deleted_with_their_run(user):
     run = make_run(user)
     metrics_ingest(run=run, points=[Point("loss", s, 1.0 / (s + 1), 1e9 + s) for s in range(3000)])
