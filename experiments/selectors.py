@@ -219,7 +219,7 @@ def series_downsampled(run: Run, key: str, *, max_points: int = 1000, x: str = "
                     continue
                 if value < slot[0][1]:
                     slot[0] = point
-                if value > slot[1][1]:
+                if value >= slot[1][1]:  # ties: the latest step, as max(ARRAY[value, step, ...]) on PostgreSQL
                     slot[1] = point
                 if step >= slot[2][0]:
                     slot[2] = point
