@@ -46,6 +46,17 @@ class MetricPointAdmin(admin.ModelAdmin):
     raw_id_fields = ["run"]
     show_full_result_count = False  # counting millions of points on every page is slow
 
+    # Read-only: points are written only by ingestion, which keeps the run's summary and the series' block rollups
+    # in step with them; a point edited or deleted here would leave both stale.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Artifact)
 class ArtifactAdmin(admin.ModelAdmin):

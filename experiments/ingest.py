@@ -16,15 +16,17 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 KEY_RE = re.compile(r"[A-Za-z0-9_.\-/@]{1,200}")
 MAX_STEP = 2**63 - 1
 DEFAULT_MAX_POINTS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
+    """One metric point. A named tuple, not a frozen dataclass: 10,000 of them are built per request, ~3x faster,
+    and its fields are in the staging table's column order (``services`` COPYs it as it is)."""
+
     key: str
     step: int
     value: float

@@ -103,7 +103,9 @@ class RunTag(models.Model):
 class MetricPoint(models.Model):
     """One point of a series. (run, key, step) is unique: a retried batch stores nothing twice."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points")
+    # No separate run_id index: the (run, key, step) unique index starts with run_id and serves those lookups, and
+    # every index costs each of the millions of inserted points a B-tree insertion.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points", db_index=False)
     key = models.CharField(max_length=200)
     step = models.BigIntegerField()
     value = models.FloatField()
@@ -114,6 +116,45 @@ class MetricPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}@{self.step}={self.value}"
+
+
+class MetricRollup(models.Model):
+    """Min, max, last point and count of one block of a series: the points of (run, key) with
+    ``step // ROLLUP_BLOCK_SIZES[level] == block``.
+
+    Maintained by ``services.metrics_ingest`` on PostgreSQL in the same statement that inserts the points, from the
+    points that were actually new, so re-sent batches change nothing; points are never updated or deleted one by one
+    (only with their run), so min/max/last/count merge exactly. A chart read of a long series then aggregates ~10^4
+    block rows and only the raw points of the blocks cut by its bucket edges, instead of every point
+    (``selectors.series_downsampled``). The extreme points are kept with their steps and wall times, so the read
+    returns the very same points as a pass over the raw series.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_rollups", db_index=False)
+    key = models.CharField(max_length=200)
+    level = models.PositiveSmallIntegerField()
+    block = models.BigIntegerField()
+    count = models.BigIntegerField()
+    min_value = models.FloatField()
+    min_step = models.BigIntegerField()
+    min_wall = models.FloatField()
+    max_value = models.FloatField()
+    max_step = models.BigIntegerField()
+    max_wall = models.FloatField()
+    last_step = models.BigIntegerField()
+    last_value = models.FloatField()
+    last_wall = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key", "level", "block"],
+                                               name="rollup_run_key_level_block_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key}[{self.level}:{self.block}] n={self.count}"
+
+
+# Points per block at each rollup level (level 0 = 32 steps, level 1 = 1,024 steps).
+ROLLUP_BLOCK_SIZES = (32, 1024)
 
 
 class Artifact(models.Model):
