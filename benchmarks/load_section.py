@@ -22,17 +22,18 @@ def run(ctx: Context) -> Section:
     clients, duration = (10, 10) if ctx.quick else (50, 60)
     result = run_load(ctx.stack.server.url, ctx.stack.token, clients, duration)
     section.details = {"clients": clients, "duration_s": duration, "result": result}
-    # run_load's keys are its own: every number becomes a figure (errors with the goal 0), every boolean a check
-    # (the exactly-once check), and the whole dict stays in the JSON report.
-    for key, value in result.items():
-        if isinstance(value, bool):
-            section.add(key.replace("_", " "), 1.0 if value else 0.0, "", goal="true", passed=value)
-        elif isinstance(value, int | float):
-            is_error = "error" in key or "fail" in key
-            unit = "ms" if key.endswith("_ms") else "s" if key.endswith("_s") else "req/s" if (
-                "throughput" in key or key.endswith("rps")) else ""
-            section.add(key.replace("_", " "), float(value), unit, goal="0" if is_error else "",
-                        passed=at_most(value, 0) if is_error else None)
+    lat = result.get("latency_ms", {})
+    verify = result.get("verification", {})
+    section.add("points/s (batches of {} points, {} keys)".format(result.get("batch_points"), result.get("keys")),
+                result.get("points_per_s"), "points/s")
+    section.add("requests/s", result.get("requests_per_s"), "req/s")
+    for pct in ("p50", "p95", "p99"):
+        section.add(f"request latency {pct}", lat.get(pct), "ms")
+    section.add("errors", result.get("errors"), "", goal="0", passed=at_most(result.get("errors"), 0))
+    section.add("points stored exactly once", float(verify.get("stored", 0)), "points",
+                goal=f"= {verify.get('expected')} sent, none missing or duplicated", passed=bool(verify.get("exact")),
+                note=f"missing {verify.get('missing')}, duplicated {verify.get('duplicated')}, "
+                     f"wrong values {verify.get('wrong_values')}")
     section.notes.append(f"{clients} clients for {duration} s against one uvicorn process; full result in the JSON "
                          "report.")
     return section
