@@ -11,9 +11,7 @@ benchmarks/run_all.py.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import median_time as timed  # noqa: E402
 from runner.engine.cost import estimate  # noqa: E402
 
 NAME = "estimator"
@@ -65,15 +64,6 @@ def resnet50(num_classes: int = 1000) -> nn.Module:
             inplanes = planes * 4
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(inplanes, num_classes)]
     return nn.Sequential(*layers)
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def measure(repeats: int = 5, size: int = 224) -> dict:

@@ -3,7 +3,8 @@
 Contract (kept stable; the runner depends on it):
 
     JOB_KINDS: dict[str, Callable[[dict, Path, Reporter], dict]]
-        "train" | "prune" | "quantize" | "sensitivity" | "estimate" | "measure" -> function(spec, out_dir, reporter)
+        "train" | "prune" | "quantize" | "sensitivity" | "estimate" | "measure" | "calibrate"
+        -> function(spec, out_dir, reporter)
         -> summary dict
     validate_spec(spec: dict) -> tuple[dict, dict[str, str]]
         returns (normalised spec, errors by field). An error names the field and lists the allowed values, e.g.
@@ -53,6 +54,8 @@ JOB_KINDS: dict[str, JobFn] = {
     "quantize": _lazy("runner.engine.quantize", "quantize_job"),
     "estimate": _lazy("runner.engine.cost_jobs", "estimate_job"),
     "measure": _lazy("runner.engine.cost_jobs", "measure_job"),
+    # Measures the worker it runs on (matmul peak per dtype, copy bandwidth); the runner saves the profile.
+    "calibrate": _lazy("runner.engine.cost_jobs", "calibrate_job"),
 }
 
 

@@ -125,6 +125,28 @@ def _check_layer_bits(value: dict) -> str | None:
     return None
 
 
+def _validate_calibrate(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A calibrate job measures the device it runs on: no model, dataset or checkpoint, one process."""
+    from runner.engine.cost_jobs import validate_options
+
+    clean = dict(spec)
+    hp = spec.get("hyperparameters") or {}
+    if not isinstance(hp, dict):
+        return clean, {"hyperparameters": "hyperparameters must be an object"}
+    clean["hyperparameters"], errors = validate_options("calibrate", hp)
+    clean["device"] = spec.get("device", "auto")
+    if clean["device"] not in DEVICES:
+        errors["device"] = f"unknown device {clean['device']!r}; allowed: {', '.join(DEVICES)}"
+    clean["processes"] = spec.get("processes", 1)
+    if clean["processes"] != 1:
+        errors["processes"] = "a calibration runs in one process; use processes 1"
+    for field in ("model", "dataset", "checkpoint"):
+        if spec.get(field) not in (None, ""):
+            errors[field] = f"a calibrate job measures the device and takes no {field}"
+        clean.pop(field, None)
+    return clean, errors
+
+
 def validate(spec: Any) -> tuple[dict[str, Any], dict[str, str]]:
     from runner.engine import jobs
 
@@ -136,6 +158,8 @@ def validate(spec: Any) -> tuple[dict[str, Any], dict[str, str]]:
     kind = spec.get("kind")
     if kind not in kinds:
         errors["kind"] = f"unknown kind {kind!r}; allowed: {', '.join(kinds)}"
+    if kind == "calibrate":
+        return _validate_calibrate(spec)
 
     model = spec.get("model")
     if model is None and not (kind in NEEDS_CHECKPOINT and spec.get("checkpoint")):

@@ -11,9 +11,6 @@ import time
 import psycopg
 import pytest
 import requests
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 
 from experiments import services as exp_services
@@ -22,6 +19,7 @@ from labbook.core.services import token_create
 from runner import services
 from runner.models import Job
 from tests.conftest import start_asgi_server, wait_until
+from tests.runner.sse import session_cookie
 from tests.runner.support import (  # noqa: F401 - fixtures
     FAST,
     _job_modules,
@@ -35,15 +33,6 @@ from tests.runner.support import (  # noqa: F401 - fixtures
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 FINAL = {"succeeded", "failed", "lost", "cancelled"}
-
-
-def session_cookie(user) -> dict[str, str]:
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.save()
-    return {settings.SESSION_COOKIE_NAME: session.session_key}
 
 
 # --- kill -9 of a worker -------------------------------------------------------------------------------------------
