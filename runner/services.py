@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -27,6 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from experiments import storage
 from experiments.models import Artifact, Run, RunKind, RunStatus
 from experiments.services import project_get_or_create, run_create, run_set_status
 from runner import streams
@@ -108,12 +108,13 @@ def checkpoint_resolve(ref: str) -> Path:
     """
     text = str(ref or "")
     run_part, _, rel = text.partition("/")
-    if not run_part.isdigit() or not rel or rel.startswith("/") or "\x00" in rel or ".." in rel.split("/"):
+    if not run_part.isdigit() or not rel:
         raise CheckpointRefError(f"checkpoint {text!r} is not '<run id>/<path>' under the artifact root")
-    base = (Path(settings.ARTIFACT_ROOT) / str(int(run_part))).resolve()
-    path = (base / rel).resolve()
-    if not path.is_relative_to(base):
-        raise CheckpointRefError(f"checkpoint {text!r} points outside its run's artifact directory")
+    # The artifact store's own check (traversal, encoded forms, a symlinked run directory), not a second copy of it.
+    try:
+        path = storage.resolve_in_run(int(run_part), rel)
+    except storage.UnsafePath as exc:
+        raise CheckpointRefError(f"checkpoint {text!r} points outside its run's artifact directory ({exc})") from None
     if not path.is_file():
         raise CheckpointRefError(f"checkpoint {text!r}: the file is missing from the artifact store")
     return path

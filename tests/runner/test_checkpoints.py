@@ -70,3 +70,12 @@ def test_a_job_whose_checkpoint_file_is_gone_fails_naming_it_without_starting_th
     assert f"{parent.pk}/checkpoints/step_5.pt" in job.error
     assert JobLogLine.objects.filter(job=job, text__contains="missing").exists()
     assert job.run.status == "failed"
+
+
+def test_a_run_directory_that_is_itself_a_link_is_refused(artifact_root, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.pt").write_bytes(b"not this run's")
+    os.symlink(elsewhere, artifact_root / "9")
+    with pytest.raises(services.CheckpointRefError, match="outside"):
+        services.checkpoint_resolve("9/x.pt")
