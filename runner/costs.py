@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from experiments import storage
 from experiments.models import Artifact, Run
 from experiments.services import Point, metrics_ingest_batch
 from runner.engine import profiles as engine_profiles
@@ -189,8 +190,8 @@ def cost_estimate_checkpoint(*, owner, checkpoint: str, bits: dict[str, Any] | N
         artifact = Artifact.objects.filter(run__owner=owner, run_id=int(run_part), path=rel).select_related("run").first()
     if artifact is None:
         raise ValidationError({"checkpoint": "must be '<run id>/<path>' of a checkpoint artifact of one of your runs"})
-    path = (_run_dir(artifact.run) / rel).resolve()
-    if not path.is_relative_to(_run_dir(artifact.run)) or not path.is_file():
+    path = _artifact_file(artifact.run, rel)
+    if path is None:
         raise ValidationError({"checkpoint": f"the file of {checkpoint!r} is missing"})
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_BATCH:
         raise ValidationError({"batch_size": f"must be an integer from 1 to {MAX_BATCH}"})
@@ -287,10 +288,18 @@ def cost_estimate_run(*, run: Run, bits: dict[str, Any] | None = None,
     return cost_report_attach(run=run, report=report, label=f"estimate-{profile}")
 
 
+def _artifact_file(run: Run, rel: str) -> Path | None:
+    """The regular file ``rel`` names in the run's artifact directory, or None (outside it, unsafe or missing)."""
+    try:
+        path = storage.resolve_in_run(run.pk, rel)
+    except storage.UnsafePath:
+        return None
+    return path if path.is_file() else None
+
+
 def _read_json(run: Run, rel: str, max_bytes: int = 50 * 2**20) -> Any | None:
-    base = _run_dir(run)
-    path = (base / rel).resolve()
-    if not path.is_relative_to(base) or not path.is_file() or path.stat().st_size > max_bytes:
+    path = _artifact_file(run, rel)
+    if path is None or path.stat().st_size > max_bytes:
         return None
     try:
         return json.loads(path.read_text())
