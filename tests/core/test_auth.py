@@ -21,6 +21,13 @@ def test_login_page_is_public_and_logs_in(client, user):
     assert client.get("/account/tokens/").status_code == 200
 
 
+def test_login_lands_on_a_page_and_the_root_opens_today(client, user):
+    response = client.post("/login/", {"username": "alice", "password": "correct horse battery staple"}, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == "/today/"
+    assert client.get("/").url == "/today/"
+
+
 def test_logout_ends_the_session(auth_client):
     auth_client.post("/logout/")
     assert auth_client.get("/account/tokens/").status_code == 302
