@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from experiments import services
-from experiments.models import Artifact, MetricPoint, Project, Run
+from experiments.models import Artifact, Project, Run
 
 
 @admin.register(Project)
@@ -37,25 +37,9 @@ class RunAdmin(admin.ModelAdmin):
             services.run_delete(run=run)
 
 
-@admin.register(MetricPoint)
-class MetricPointAdmin(admin.ModelAdmin):
-    list_display = ["run", "key", "step", "value", "wall_time"]
-    list_select_related = ["run"]
-    # No list_filter on key: a DISTINCT over millions of points would make every page slow; search by key instead.
-    search_fields = ["=key", "=run__id"]
-    raw_id_fields = ["run"]
-    show_full_result_count = False  # counting millions of points on every page is slow
-
-    # Read-only: points are written only by ingestion, which keeps the run's summary and the series' block rollups
-    # in step with them; a point edited or deleted here would leave both stale.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+# Metric points have no admin page: Django's admin can't list a model with a composite primary key, and millions of
+# points are better read where they are drawn: the run page's charts, the series API's raw pages
+# (GET /api/runs/<id>/series/<key>/raw/) and the CSV export (/runs/<id>/series.csv). The run's admin page shows its metric summary.
 
 
 @admin.register(Artifact)

@@ -2,6 +2,7 @@
 selector, shape the answer. Errors name their field; oversized requests get 413."""
 from __future__ import annotations
 
+from operator import itemgetter
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -242,7 +243,7 @@ class RunMetricsApi(APIView):
             raise ValidationError({exc.field: [exc.message]}) from None
         result = services.metrics_ingest(run=run, points=points)
         if result.stored:
-            recent = sorted(points, key=lambda p: p.step)[-LIVE_POINTS_PER_BATCH:]
+            recent = sorted(points, key=itemgetter(1))[-LIVE_POINTS_PER_BATCH:]  # by step
             publish_live(run.pk, "metrics", {"points": [
                 {"key": p.key, "step": p.step, "value": p.value, "wall_time": p.wall_time} for p in recent]})
         body = {"received": len(points), "stored": result.stored, "duplicates": len(points) - result.stored}

@@ -1,16 +1,28 @@
 """How metric points reach the table: one batch in, the points that were new out, as per-key aggregates.
 
 Called by ``services.metrics_ingest`` (which holds the run's row lock and owns the summary); nothing else writes points.
-On PostgreSQL: COPY into a staging table, then one statement that inserts, maintains the block rollups
-(``MetricRollup``) and aggregates the new points. Elsewhere (SQLite): INSERT … ON CONFLICT DO NOTHING RETURNING in
-chunks, aggregated in Python, no rollups.
+On PostgreSQL, two paths, both ending in one statement that maintains the block rollups (``MetricRollup``) and
+aggregates the new points:
+
+* appending (the common case: every key's steps in the batch come after the last stored step, strictly increasing):
+  COPY straight into the points table (PostgreSQL's multi-row insert: about half the time and two thirds of the WAL
+  of INSERT … ON CONFLICT), with the block rollups and per-key aggregates computed from the batch in Python, a few
+  C-level calls per block, and upserted in one statement;
+* anything else (a retried batch, steps filled in out of order, duplicates inside a batch): COPY into a staging table,
+  then INSERT … ON CONFLICT DO NOTHING RETURNING, so that only new points are stored and counted.
+
+Elsewhere (SQLite): INSERT … ON CONFLICT DO NOTHING RETURNING in chunks, aggregated in Python, no rollups.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby, islice
+from operator import itemgetter, lt
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 from experiments.ingest import Point
@@ -96,8 +108,12 @@ def _step(expr: str) -> str:
     return f"LEAST({expr}, 9223372036854774784)::bigint"
 
 
-def _rollup_upsert(level: int) -> str:
-    """CTE ``r<level>``: INSERT … ON CONFLICT DO UPDATE of the level's blocks from the grouped new points ``g<level>``."""
+_ROLLUP_COLUMNS = ("run_id, key, level, block, count, min_value, min_step, min_wall, max_value, max_step, max_wall, "
+                   "last_step, last_value, last_wall")
+
+
+def _rollup_merge() -> str:
+    """The ON CONFLICT clause that folds a block's new points (EXCLUDED) into its stored rollup row."""
     t, x = "experiments_metricrollup", "EXCLUDED"
 
     def pick(names: tuple[str, str, str], op: str) -> str:
@@ -108,17 +124,41 @@ def _rollup_upsert(level: int) -> str:
         return ", ".join(f"{c} = CASE WHEN ({theirs}) {op} ({mine}) THEN {x}.{c} ELSE {t}.{c} END" for c in names)
 
     return (
-        f"r{level} AS (INSERT INTO {t} (run_id, key, level, block, count, min_value, min_step, min_wall, max_value, "
-        "max_step, max_wall, last_step, last_value, last_wall) "
-        f"SELECT %(run)s, key, {level}, blk, n, mn[1], {_step('mn[2]')}, mn[3], mx[1], {_step('mx[2]')}, mx[3], "
-        f"{_step('ls[1]')}, ls[2], ls[3] FROM g{level} ORDER BY key, blk "  # one lock order for every writer
         f"ON CONFLICT (run_id, key, level, block) DO UPDATE SET count = {t}.count + {x}.count, "
         f"{pick(('min_value', 'min_step', 'min_wall'), '<')}, {pick(('max_value', 'max_step', 'max_wall'), '>')}, "
-        f"{pick(('last_step', 'last_value', 'last_wall'), '>')})"
+        f"{pick(('last_step', 'last_value', 'last_wall'), '>')}"
     )
 
 
-def _pg_ingest_sql() -> str:
+def _rollup_upsert(level: int) -> str:
+    """CTE ``r<level>``: INSERT … ON CONFLICT DO UPDATE of the level's blocks from the grouped new points ``g<level>``."""
+    return (
+        f"r{level} AS (INSERT INTO experiments_metricrollup ({_ROLLUP_COLUMNS}) "
+        f"SELECT %(run)s, key, {level}, blk, n, mn[1], {_step('mn[2]')}, mn[3], mx[1], {_step('mx[2]')}, mx[3], "
+        f"{_step('ls[1]')}, ls[2], ls[3] FROM g{level} ORDER BY key, blk "  # one lock order for every writer
+        f"{_rollup_merge()})"
+    )
+
+
+# The appending path's rollups, computed in Python from the batch (columns of one row per block), in one statement.
+_ROLLUP_ARRAYS = (
+    f"INSERT INTO experiments_metricrollup ({_ROLLUP_COLUMNS}) SELECT %(run)s, * FROM unnest("
+    "%(key)b::text[], %(level)b::int2[], %(block)b::int8[], %(count)b::int8[], %(min_value)b::float8[], "
+    "%(min_step)b::int8[], %(min_wall)b::float8[], %(max_value)b::float8[], %(max_step)b::int8[], "
+    "%(max_wall)b::float8[], %(last_step)b::int8[], %(last_value)b::float8[], %(last_wall)b::float8[]) "
+    f"ORDER BY 1, 2, 3, 4 {_rollup_merge()}"  # key, level, block: one lock order for every writer
+)
+_ROLLUP_FIELDS = ("key", "level", "block", "count", "min_value", "min_step", "min_wall", "max_value", "max_step",
+                  "max_wall", "last_step", "last_value", "last_wall")
+
+
+# The new points of a batch, as the CTE ``new``: from the staging table, those the unique index let in ...
+_NEW_FROM_STAGE = (
+    "new AS (INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
+    f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
+    "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time)"
+)
+def _pg_ingest_sql(new_cte: str) -> str:
     # Level 0 groups the new points; each higher level groups the level below (sizes are multiples of each other).
     size = ROLLUP_BLOCK_SIZES[0]
     groups = [
@@ -131,10 +171,7 @@ def _pg_ingest_sql() -> str:
         groups.append(f"g{level} AS (SELECT key, blk / {ratio} AS blk, sum(n) AS n, min(mn) AS mn, max(mx) AS mx, "
                       f"max(ls) AS ls FROM g{level - 1} GROUP BY key, blk / {ratio})")
     return (
-        "WITH new AS ("
-        "INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
-        f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
-        "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time), "
+        f"WITH {new_cte}, "
         + ", ".join(groups) + ", "
         + ", ".join(_rollup_upsert(level) for level in range(len(ROLLUP_BLOCK_SIZES)))
         # Per key, for the summary, with exact (bigint) steps: count, last point, min and max with the earliest step
@@ -147,11 +184,92 @@ def _pg_ingest_sql() -> str:
     )
 
 
-_PG_INGEST = _pg_ingest_sql()
+_PG_INGEST = _pg_ingest_sql(_NEW_FROM_STAGE)
+# Each key's last stored step (a backward index probe per key, whatever the series' length); NULL for a new key.
+_PG_LAST_STEPS = (
+    "SELECT t.key, (SELECT p.step FROM experiments_metricpoint p WHERE p.run_id = %(run)s AND p.key = t.key "
+    "ORDER BY p.step DESC LIMIT 1) FROM unnest(%(keys)s::text[]) AS t(key)"
+)
+_COPY_POINTS = "COPY experiments_metricpoint (run_id, key, step, value, wall_time) FROM STDIN (FORMAT BINARY)"
+_KEY, _STEP, _VALUE, _WALL = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+
+
+def appended_series(points: list[Point]) -> dict[str, tuple[list, list, list]] | None:
+    """{key: (steps, values, wall_times)} when, in the batch's order, each key's steps strictly increase (so the
+    batch holds no duplicate); None otherwise. Runs of one key are split into columns with C-level builtins, so a
+    column-form batch costs a few calls per series, not a Python loop per point."""
+    out: dict[str, tuple[list, list, list]] = {}
+    for key, run in groupby(points, key=_KEY):
+        rows = list(run)
+        steps = list(map(_STEP, rows))
+        if len(steps) > 1 and not all(map(lt, steps, islice(steps, 1, None))):
+            return None
+        columns = out.get(key)
+        if columns is None:
+            out[key] = (steps, list(map(_VALUE, rows)), list(map(_WALL, rows)))
+        elif steps[0] <= columns[0][-1]:
+            return None
+        else:
+            columns[0].extend(steps)
+            columns[1].extend(map(_VALUE, rows))
+            columns[2].extend(map(_WALL, rows))
+    return out
+
+
+def series_rollups(key: str, steps: list[int], values: list[float], walls: list[float],
+                   into: dict[str, list]) -> KeyAggregate:
+    """Append the block rollups of one key's new points (steps strictly increasing) to the columns ``into`` and
+    return their aggregate for the summary. The same order as the SQL path's min/max(ARRAY[value, step, wall]):
+    a block's min is its smallest value at the earliest step, its max the largest value at the latest step, its
+    last the largest step; the summary's min and max both take the earliest step among ties."""
+    n = len(steps)
+    for level, size in enumerate(ROLLUP_BLOCK_SIZES):
+        start = 0
+        while start < n:
+            block = steps[start] // size
+            end = bisect_left(steps, (block + 1) * size, start)
+            chunk = values[start:end]
+            lo = start + chunk.index(min(chunk))
+            hi_value = max(chunk)
+            hi = end - 1 - chunk[::-1].index(hi_value)
+            for name, item in zip(_ROLLUP_FIELDS, (
+                    key, level, block, end - start, values[lo], steps[lo], walls[lo], values[hi], steps[hi],
+                    walls[hi], steps[end - 1], values[end - 1], walls[end - 1]), strict=True):
+                into[name].append(item)
+            start = end
+    lo_value, hi_value = min(values), max(values)
+    return KeyAggregate(key, n, steps[-1], values[-1], lo_value, steps[values.index(lo_value)], hi_value,
+                        steps[values.index(hi_value)])
+
+
+def _pg_append(cur, run_id: int, points: list[Point]) -> list[KeyAggregate] | None:
+    """The appending path; None (nothing written) when the batch doesn't only append. Safe because every writer of
+    a run's points holds the run's row lock: nothing can be stored between the probe and the COPY."""
+    series = appended_series(points)
+    if series is None:
+        return None
+    cur.execute(_PG_LAST_STEPS, {"run": run_id, "keys": list(series)})
+    for key, last in cur.fetchall():
+        if last is not None and series[key][0][0] <= last:
+            return None
+    with cur.cursor.copy(_COPY_POINTS) as copy:
+        copy.set_types(["int8", "text", "int8", "float8", "float8"])
+        write = copy.write_row
+        for key, step, value, wall_time in points:
+            write((run_id, key, step, value, wall_time))
+    rollups: dict[str, list] = {name: [] for name in _ROLLUP_FIELDS}
+    aggregates = [series_rollups(key, *columns, into=rollups) for key, columns in series.items()]
+    # Server-side binding with binary arrays: the client-side cursor would quote ~4,000 array items one by one.
+    with psycopg.Cursor(cur.cursor.connection) as raw:
+        raw.execute(_ROLLUP_ARRAYS, {"run": run_id, **rollups})
+    return aggregates
 
 
 def _pg_ingest(run_id: int, points: list[Point]) -> list[KeyAggregate]:
     with connection.cursor() as cur:
+        appended = _pg_append(cur, run_id, points)
+        if appended is not None:
+            return appended
         # Every time (a cheap catalog lookup once it exists): a flag on the connection would go stale when the
         # transaction that created the table rolls back.
         cur.execute(_STAGE_DDL)

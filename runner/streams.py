@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import redis
 from django.conf import settings
 
@@ -52,7 +53,7 @@ def valid_event_id(value: str | None) -> str | None:
 
 def publish(run_id: int, event: str, data: dict[str, Any]) -> str | None:
     """Append one event to the run's stream; returns its id, or None when Redis is unreachable (logged, not raised)."""
-    payload = json.dumps({"run": int(run_id), **data}, separators=(",", ":"), default=str)
+    payload = orjson.dumps({"run": int(run_id), **data}, default=str, option=orjson.OPT_NON_STR_KEYS)
     try:
         entry_id = client().xadd(
             stream_key(run_id), {"event": event, "data": payload},

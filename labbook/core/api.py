@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError
+from django.db import DataError, OperationalError
 from django.http import Http404
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, parsers, serializers, status
@@ -23,6 +24,17 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, SuspiciousOperation):
+        # Django's own request limits, raised while DRF parses the body (e.g. a form with more than
+        # DATA_UPLOAD_MAX_NUMBER_FIELDS fields): a JSON 400 like any other bad input, not Django's HTML error page.
+        exc = exceptions.ValidationError({"non_field_errors": [str(exc) or "The request was refused."]})
+    elif isinstance(exc, OperationalError):
+        # The database is unreachable (restarting, refusing connections, or no pooled connection freed up within
+        # DB_POOL_TIMEOUT): a 503 says "retry later", which the Python client does, buffering what it logs.
+        logger.warning("database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
+        exc = ServiceUnavailable("The database is unavailable; retry in a moment.")
     elif isinstance(exc, DataError):
         # The database refused a value (out of range, unstorable text) that validation let through: the client's
         # input is at fault, so say so (400) rather than fail with a 500. Logged, as it means a validator is missing.
@@ -74,6 +86,12 @@ def paginated(child: serializers.Serializer, name: str) -> serializers.Serialize
     return inline_serializer(name=f"Paginated{name}List", fields={
         "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
         "previous": serializers.CharField(allow_null=True), "results": child})
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Service temporarily unavailable, try again later."
+    default_code = "service_unavailable"
 
 
 class PayloadTooLarge(exceptions.APIException):

@@ -85,6 +85,15 @@ def test_nan_and_infinity_literals_are_rejected_naming_the_field(api_client, use
     assert "series[0].values[1]" in resp.json()["errors"]
 
 
+def test_integers_beyond_64_bits_are_rejected_naming_the_field(api_client, user):
+    run = make_run(user)  # the fast JSON parser refuses them; the fallback parser lets validation name the item
+    body = '{"series": [{"key": "loss", "steps": [0, 18446744073709551616], "values": [1.0, 2.0]}]}'
+    resp = api_client.post(f"/api/runs/{run.pk}/metrics/", data=body, content_type="application/json")
+    assert resp.status_code == 400
+    assert "series[0].steps[1]" in resp.json()["errors"]
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
 def test_mismatched_columns_and_garbage_are_400(api_client, user):
     run = make_run(user)
     resp = post(api_client, run, {"series": [{"key": "a", "steps": [0, 1], "values": [1.0]}]})

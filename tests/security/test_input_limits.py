@@ -216,3 +216,13 @@ def test_nul_characters_and_out_of_range_values_in_json_bodies_are_400_not_500(a
     body = {"project": "p", **body} if url == "/api/runs/" else body
     response = getattr(api_client, method)(url.format(run=run.pk), body, format="json")
     assert response.status_code in (200, 201, 202, 400), (response.status_code, response.content[:300])
+
+
+def test_a_form_with_more_fields_than_django_allows_is_a_json_400(api_client, settings):
+    """Found by the schemathesis run: a multipart body with thousands of fields made Django raise TooManyFieldsSent
+    while DRF parsed it, which Django answered with its HTML error page."""
+    body = {"action": "tag", "tags": ["x"], "ids": [str(i) for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)]}
+    resp = api_client.post("/api/runs/bulk/", body, format="multipart")
+    assert resp.status_code == 400
+    assert resp["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in resp.json()["errors"]["non_field_errors"][0]
