@@ -118,6 +118,8 @@ class MetricPoint(models.Model):
     # so no point outlives its run whatever deletes it (the ORM, the admin, raw SQL).
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points", db_index=False,
                             db_constraint=False)
+    # On PostgreSQL the column is COLLATE "C" (migration 0006, outside the model state): an AlterField of it must
+    # keep that collation.
     key = models.CharField(max_length=200)
     step = models.BigIntegerField()
     value = models.FloatField()

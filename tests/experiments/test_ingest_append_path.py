@@ -104,10 +104,9 @@ def test_appended_series_splits_columns_and_refuses_anything_but_appends():
 
 
 def test_series_rollups_break_ties_like_the_sql_path():
-    into = {name: [] for name in metric_store._ROLLUP_FIELDS}
+    rows: list[tuple] = []
     steps, values = [0, 1, 2, 3, 40], [5.0, 1.0, 9.0, 1.0, 9.0]
-    agg = metric_store.series_rollups("loss", steps, values, [100.0 + s for s in steps], into)
-    rows = list(zip(*into.values(), strict=True))
+    agg = metric_store.series_rollups("loss", steps, values, [100.0 + s for s in steps], rows)
     # level 0, block 0 (steps 0-3): min 1.0 at the earliest step (1), max 9.0 at step 2, last step 3.
     assert rows[0] == ("loss", 0, 0, 4, 1.0, 1, 101.0, 9.0, 2, 102.0, 3, 1.0, 103.0)
     assert rows[1] == ("loss", 0, 1, 1, 9.0, 40, 140.0, 9.0, 40, 140.0, 40, 9.0, 140.0)
@@ -172,3 +171,27 @@ def test_a_run_deleted_while_a_batch_is_being_written_leaves_no_orphan_points(us
     assert not errors and deleted.is_set()
     assert not Run.objects.filter(pk=run.pk).exists()
     assert MetricPoint.objects.filter(run_id=run.pk).count() == 0
+
+
+@pytest.mark.django_db
+def test_extreme_floats_and_steps_reach_the_rollups_exactly(user, path_spy):
+    import math
+
+    run = make_run(user)
+    values = [-0.0, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, -1.7976931348623157e308, 1 / 3]
+    steps = [0, 1, 2, 2**40 + 1, 2**50, 2**53 - 1]  # exact as float8 too, as the SQL path and the reads need
+    metrics_ingest(run=run, points=[Point("x", s, v, 1e9 + i / 7) for i, (s, v) in enumerate(zip(steps, values, strict=False))])
+    assert path_spy == {"append": 1, "stage": 0}
+    assert points_of(run) == [("x", s, v, 1e9 + i / 7) for i, (s, v) in enumerate(zip(steps, values, strict=False))]
+    block0 = MetricRollup.objects.get(run=run, key="x", level=0, block=0)  # steps 0, 1, 2
+    assert (block0.count, block0.min_step, block0.max_value, block0.last_step) == (3, 0, 1.7976931348623157e308, 2)
+    assert block0.min_value == 0.0 and math.copysign(1.0, block0.min_value) == -1.0  # -0.0 kept, not 0.0
+    assert_rollups_exact(run)
+
+
+@pytest.mark.django_db
+def test_metric_keys_compare_bytewise_on_postgresql():
+    with connection.cursor() as cur:
+        cur.execute("SELECT table_name, collation_name FROM information_schema.columns WHERE column_name = 'key' "
+                    "AND table_name IN ('experiments_metricpoint', 'experiments_metricrollup') ORDER BY 1")
+        assert cur.fetchall() == [("experiments_metricpoint", "C"), ("experiments_metricrollup", "C")]
