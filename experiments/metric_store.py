@@ -16,9 +16,10 @@ Elsewhere (SQLite): INSERT … ON CONFLICT DO NOTHING RETURNING in chunks, aggre
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import groupby, islice
+from itertools import groupby, islice, repeat
 from operator import itemgetter, lt
 from typing import Any
 
@@ -251,14 +252,15 @@ def _pg_append(cur, run_id: int, points: list[Point]) -> list[KeyAggregate] | No
     for key, last in cur.fetchall():
         if last is not None and series[key][0][0] <= last:
             return None
+    rollups: list[tuple] = []
     with cur.cursor.copy(_COPY_POINTS) as copy:
         copy.set_types(["int8", "text", "int8", "float8", "float8"])
-        write = copy.write_row
-        for key, step, value, wall_time in points:
-            write((run_id, key, step, value, wall_time))
-    rollups: list[tuple] = []
-    aggregates = [series_rollups(key, *columns, into=rollups) for key, columns in series.items()]
-    document = orjson.dumps([dict(zip(_ROLLUP_FIELDS, row, strict=True)) for row in rollups]).decode()
+        for key, (steps, values, walls) in series.items():
+            # Rows made and written by C-level iteration (zip, map); deque(maxlen=0) only drains the map.
+            deque(map(copy.write_row, zip(repeat(run_id), repeat(key), steps, values, walls)), maxlen=0)
+        # Computed while the server is still digesting the COPY data already sent, before the block waits for it.
+        aggregates = [series_rollups(key, *columns, into=rollups) for key, columns in series.items()]
+        document = orjson.dumps([dict(zip(_ROLLUP_FIELDS, row, strict=True)) for row in rollups]).decode()
     cur.execute(_ROLLUP_JSON, [run_id, document])
     return aggregates
 
