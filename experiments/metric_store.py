@@ -154,13 +154,7 @@ _ROLLUP_JSON = (
 )
 
 
-# The new points of a batch, as the CTE ``new``: from the staging table, those the unique index let in ...
-_NEW_FROM_STAGE = (
-    "new AS (INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
-    f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
-    "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time)"
-)
-def _pg_ingest_sql(new_cte: str) -> str:
+def _pg_ingest_sql() -> str:
     # Level 0 groups the new points; each higher level groups the level below (sizes are multiples of each other).
     size = ROLLUP_BLOCK_SIZES[0]
     groups = [
@@ -173,7 +167,10 @@ def _pg_ingest_sql(new_cte: str) -> str:
         groups.append(f"g{level} AS (SELECT key, blk / {ratio} AS blk, sum(n) AS n, min(mn) AS mn, max(mx) AS mx, "
                       f"max(ls) AS ls FROM g{level - 1} GROUP BY key, blk / {ratio})")
     return (
-        f"WITH {new_cte}, "
+        "WITH new AS ("
+        "INSERT INTO experiments_metricpoint (run_id, key, step, value, wall_time) "
+        f"SELECT %(run)s, key, step, value, wall_time FROM {_STAGE} "
+        "ON CONFLICT (run_id, key, step) DO NOTHING RETURNING key, step, value, wall_time), "
         + ", ".join(groups) + ", "
         + ", ".join(_rollup_upsert(level) for level in range(len(ROLLUP_BLOCK_SIZES)))
         # Per key, for the summary, with exact (bigint) steps: count, last point, min and max with the earliest step
@@ -186,7 +183,8 @@ def _pg_ingest_sql(new_cte: str) -> str:
     )
 
 
-_PG_INGEST = _pg_ingest_sql(_NEW_FROM_STAGE)
+_PG_INGEST = _pg_ingest_sql()
+
 # Each key's last stored step (a backward index probe per key, whatever the series' length); NULL for a new key.
 _PG_LAST_STEPS = (
     "SELECT t.key, (SELECT p.step FROM experiments_metricpoint p WHERE p.run_id = %(run)s AND p.key = t.key "
@@ -221,9 +219,10 @@ def appended_series(points: list[Point]) -> dict[str, tuple[list, list, list]] |
 def series_rollups(key: str, steps: list[int], values: list[float], walls: list[float],
                    into: list[tuple]) -> KeyAggregate:
     """Append the block rollups of one key's new points (steps strictly increasing) to ``into``, one tuple in
-    _ROLLUP_FIELDS order per block, and return their aggregate for the summary. The same order as the SQL path's min/max(ARRAY[value, step, wall]):
-    a block's min is its smallest value at the earliest step, its max the largest value at the latest step, its
-    last the largest step; the summary's min and max both take the earliest step among ties."""
+    _ROLLUP_FIELDS order per block, and return their aggregate for the summary. The same order as the SQL path's
+    min/max(ARRAY[value, step, wall]): a block's min is its smallest value at the earliest step, its max the largest
+    value at the latest step, its last the largest step; the summary's min and max both take the earliest step among
+    ties."""
     n = len(steps)
     for level, size in enumerate(ROLLUP_BLOCK_SIZES):
         start = 0
