@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -113,6 +114,89 @@ def labbook_rate(ctx: Context, batch_size: int, batches, budget_s: float) -> dic
     count = sum((v or {}).get("count", 0) for v in stored.values())
     return {"points": points, "seconds": seconds, "rate": points / seconds, "requests": sent,
             "stored_points": count, "expected_points": points + batch_size}
+
+
+# --- the floor: HTTP alone, storage alone ----------------------------------------------------------------------------
+# What no server that stores one PostgreSQL row per point and answers over HTTP can beat, measured with the same
+# points in the same rounds: the HTTP round trip of the same bodies to a do-nothing ASGI app (benchmarks/null_asgi.py,
+# same uvicorn flags, same client) plus a binary COPY of the same points into a bare table with the points table's
+# primary key, committed per batch (no authentication, validation, run lock, rollups, summary or live event).
+
+FLOOR_TABLE = "bench_floor_points"
+
+
+def start_null_server(ctx: Context):
+    port = free_port()
+    return start_process(
+        [sys.executable, "-m", "uvicorn", "benchmarks.null_asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log", "--log-level", "warning"],
+        ctx.scratch / "null-asgi.log", ctx.stack.env(), lambda: port_open(port), what="uvicorn (null app)",
+        url=f"http://127.0.0.1:{port}")
+
+
+def http_floor(url: str, batches) -> float:
+    """Seconds to POST every batch after the first (the warm-up) to the null app."""
+    import requests
+
+    session = requests.Session()
+    bodies = [labbook_body(b) for b in batches]
+    _post(session, url, bodies[0])
+    start = time.perf_counter()
+    for body in bodies[1:]:
+        _post(session, url, body)
+    return time.perf_counter() - start
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+def copy_payload(batch) -> bytes:
+    """The batch in PostgreSQL's binary COPY format, rows (run_id=1, key, step, value, wall_time): built before the
+    clock starts, so that the storage floor is the server's cost (and the round trips), not Python's."""
+    parts = [_COPY_HEADER]
+    for key, step, value, wall in batch:
+        encoded = key.encode()
+        parts.append(struct.pack(f"!hiqi{len(encoded)}siqidid", 5, 8, 1, len(encoded), encoded, 8, step, 8, value,
+                                 8, wall))
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
+def storage_floor(batches) -> float:
+    """Seconds to COPY every batch after the first into a fresh bare table, one transaction (and commit) each."""
+    import psycopg
+
+    payloads = [copy_payload(batch) for batch in batches]
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        conn.execute(f'CREATE TABLE {FLOOR_TABLE} (run_id bigint, key text COLLATE "C", step bigint, value float8, '
+                     "wall_time float8, PRIMARY KEY (run_id, key, step))")
+        cur = conn.cursor()
+        start = 0.0
+        for i, payload in enumerate(payloads):
+            if i == 1:
+                start = time.perf_counter()
+            with conn.transaction(), cur.copy(f"COPY {FLOOR_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(payload)
+        seconds = time.perf_counter() - start
+        count = conn.execute(f"SELECT count(*) FROM {FLOOR_TABLE}").fetchone()[0]
+        conn.execute(f"DROP TABLE {FLOOR_TABLE}")
+    if count != sum(map(len, batches)):
+        raise RuntimeError(f"storage floor: {count} rows stored, {sum(map(len, batches))} sent")
+    return seconds
+
+
+def floor_rate(null_url: str | None, batch_size: int, batches) -> dict:
+    points = (len(batches) - 1) * batch_size
+    out = {"points": points, "http_seconds": 0.0, "storage_seconds": 0.0}
+    if null_url:
+        out["http_seconds"] = http_floor(null_url, batches)
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        out["storage_seconds"] = storage_floor(batches)
+    out["seconds"] = out["http_seconds"] + out["storage_seconds"]
+    out["rate"] = points / out["seconds"] if out["seconds"] else None
+    return out
 
 
 # --- MLflow ----------------------------------------------------------------------------------------------------------
@@ -214,10 +298,11 @@ def _accumulate(total: dict | None, part: dict) -> dict:
     if total is None:
         return dict(part)
     out = dict(total)
-    for field in ("points", "seconds", "requests", "stored_points", "expected_points"):
+    for field in ("points", "seconds", "requests", "stored_points", "expected_points", "http_seconds",
+                  "storage_seconds"):
         if field in part:
             out[field] = out.get(field, 0) + part[field]
-    out["rate"] = out["points"] / out["seconds"]
+    out["rate"] = out["points"] / out["seconds"] if out["seconds"] else None
     return out
 
 
@@ -241,7 +326,12 @@ def run(ctx: Context) -> Section:
         else:
             section.notes.append("No PostgreSQL: MLflow's PostgreSQL backend was not measured.")
     servers = {}
+    null_server = None
     try:
+        try:
+            null_server = start_null_server(ctx)
+        except (RuntimeError, TimeoutError) as exc:
+            section.notes.append(f"The null ASGI app (HTTP floor) did not start: {str(exc)[:300]}")
         for label, uri in backends:
             try:
                 servers[label] = start_mlflow(ctx, python, uri, label)
@@ -258,13 +348,17 @@ def run(ctx: Context) -> Section:
                 _checkpoint()
                 key = f"labbook/{size}"
                 results[key] = _accumulate(results.get(key), labbook_rate(ctx, size, plan[size], budget_s=600))
+                _checkpoint()
+                key = f"floor/{size}"
+                results[key] = _accumulate(results.get(key), floor_rate(null_server and null_server.url, size,
+                                                                        plan[size]))
                 for label, _ in backends:
                     _checkpoint()
                     key = f"mlflow-{label}/{size}"
                     results[key] = _accumulate(results.get(key), mlflow_rate(servers[label].url, size, plan[size],
                                                                            budget_s / rounds))
     finally:
-        for server in servers.values():
+        for server in [*servers.values(), *filter(None, [null_server])]:
             server.stop()
 
     section.details = {"results": results, "keys_per_batch": KEYS, "mlflow_request_limit": MLFLOW_BATCH_LIMIT}
@@ -284,6 +378,24 @@ def run(ctx: Context) -> Section:
                         goal=f">= {GOAL:g}x baseline", passed=at_least(ratio, GOAL),
                         note=f"{ours['points']:,} points in {ours['requests']} requests; MLflow "
                              f"{base['points']:,} points" if base else "")
+    for size in sizes:
+        floor, ours = results.get(f"floor/{size}"), results[f"labbook/{size}"]
+        rated = [results[f"mlflow-{label}/{size}"] for label, _ in backends if f"mlflow-{label}/{size}" in results]
+        if not floor or not floor["storage_seconds"]:  # no PostgreSQL: no storage floor to compare with
+            continue
+        fastest = max(rated, key=lambda r: r["rate"], default=None)  # the strictest baseline
+        section.add(f"floor (HTTP round trip + COPY, no Django), {size:,}-point batches", floor["rate"], "points/s",
+                    fastest["rate"] if fastest else None,
+                    "the faster MLflow backend" if fastest else "MLflow not measured", goal="", passed=None,
+                    note="context: the most a server storing one PostgreSQL row per point could reach")
+        per_batch = {name: 1000 * floor[f"{name}_seconds"] * size / floor["points"] for name in ("http", "storage")}
+        line = (f"{size:,}-point batches, per batch: Labbook {1000 * size / ours['rate']:.1f} ms; floor "
+                f"{sum(per_batch.values()):.1f} ms (HTTP round trip {per_batch['http']:.1f} ms + COPY and commit "
+                f"{per_batch['storage']:.1f} ms)")
+        if fastest:
+            line += (f"; MLflow {1000 * size / fastest['rate']:.1f} ms, so {GOAL:g}x needs "
+                     f"<= {1000 * size / fastest['rate'] / GOAL:.1f} ms")
+        section.notes.append(line + ".")
     section.notes.append("One client, sequential requests, bodies pre-encoded; both servers: uvicorn, 1 worker process. "
                          "MLflow's log-batch takes at most 1,000 metrics per request, so each 10,000-point batch is 10 "
                          f"requests, as MlflowClient.log_batch splits it. {rounds} interleaved rounds (Labbook, then each "
