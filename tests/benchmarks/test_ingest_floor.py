@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
@@ -43,6 +44,8 @@ def test_null_app_reads_every_chunk_and_answers_201():
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app({"type": "http", "method": "POST", "path": "/"}, receive, send))
+    # In a thread of its own: other tests (browser ones) leave an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app({"type": "http", "method": "POST", "path": "/"}, receive, send)).result()
     assert chunks == []  # the whole body was read before answering
     assert sent[0]["status"] == 201 and sent[1]["body"].startswith(b'{"received"')
