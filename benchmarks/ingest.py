@@ -8,6 +8,10 @@ MLflow's ``runs/log-batch`` REST endpoint accepts at most 1,000 metrics per requ
 as 10 requests of 1,000, which is exactly how ``MlflowClient.log_batch`` splits it. Both servers run one worker
 process (uvicorn), as each runs by default on a small machine.
 
+For context each round also measures the floor (no goal): the HTTP round trip of the same bodies to a do-nothing
+ASGI app plus a pre-encoded binary COPY of the same points into a bare table with the points' primary key. The report
+notes, per batch, Labbook's time, the floor's and the budget that 20x MLflow leaves.
+
 MLflow is an optional dependency kept out of Labbook's virtualenv: its Python comes from ``MLFLOW_PYTHON`` or
 ``.venv-mlflow/bin/python`` in the repository; when missing it is installed there from requirements-bench.txt (with a message).
 """
