@@ -104,13 +104,12 @@ def send_all(session, url: str, bodies: list[bytes], desc: str, budget_s: float)
 
 # --- Labbook ---------------------------------------------------------------------------------------------------------
 
-def labbook_rate(ctx: Context, batch_size: int, batches, budget_s: float) -> dict:
+def labbook_rate(ctx: Context, batch_size: int, bodies: list[bytes], budget_s: float) -> dict:
     stack = ctx.stack
     http = stack.http()
     base = stack.server.url
     run = http.post(f"{base}/api/runs/", json={"project": "bench-ingest", "name": f"ingest-{batch_size}"}).json()
     url = f"{base}/api/runs/{run['id']}/metrics/"
-    bodies = [labbook_body(b) for b in batches]
     send_all(http, url, bodies[:1], "labbook warm-up", 60)  # connection, first queries, caches
     sent, seconds = send_all(http, url, bodies[1:], f"labbook {batch_size}-pt batches", budget_s)
     points = sent * batch_size
@@ -138,17 +137,13 @@ def start_null_server(ctx: Context):
         url=f"http://127.0.0.1:{port}")
 
 
-def http_floor(url: str, batches) -> float:
-    """Seconds to POST every batch after the first (the warm-up) to the null app."""
+def http_floor(url: str, bodies: list[bytes]) -> float:
+    """Seconds to POST every body after the first (the warm-up) to the null app, as labbook_rate sends them."""
     import requests
 
     session = requests.Session()
-    bodies = [labbook_body(b) for b in batches]
-    _post(session, url, bodies[0])
-    start = time.perf_counter()
-    for body in bodies[1:]:
-        _post(session, url, body)
-    return time.perf_counter() - start
+    send_all(session, url, bodies[:1], "null app warm-up", 60)
+    return send_all(session, url, bodies[1:], "null app (HTTP floor)", 600)[1]
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -167,11 +162,11 @@ def copy_payload(batch) -> bytes:
     return b"".join(parts)
 
 
-def storage_floor(batches) -> float:
-    """Seconds to COPY every batch after the first into a fresh bare table, one transaction (and commit) each."""
+def storage_floor(payloads: list[bytes], rows_sent: int) -> float:
+    """Seconds to COPY every payload (copy_payload) after the first into a fresh bare table, one transaction (and
+    commit) each; checks that all ``rows_sent`` rows arrived."""
     import psycopg
 
-    payloads = [copy_payload(batch) for batch in batches]
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
         conn.execute(f'CREATE TABLE {FLOOR_TABLE} (run_id bigint, key text COLLATE "C", step bigint, value float8, '
@@ -186,18 +181,19 @@ def storage_floor(batches) -> float:
         seconds = time.perf_counter() - start
         count = conn.execute(f"SELECT count(*) FROM {FLOOR_TABLE}").fetchone()[0]
         conn.execute(f"DROP TABLE {FLOOR_TABLE}")
-    if count != sum(map(len, batches)):
-        raise RuntimeError(f"storage floor: {count} rows stored, {sum(map(len, batches))} sent")
+    if count != rows_sent:
+        raise RuntimeError(f"storage floor: {count} rows stored, {rows_sent} sent")
     return seconds
 
 
-def floor_rate(null_url: str | None, batch_size: int, batches) -> dict:
-    points = (len(batches) - 1) * batch_size
+def floor_rate(null_url: str | None, batch_size: int, bodies: list[bytes], payloads: list[bytes] | None) -> dict:
+    """The floor for one round: HTTP alone (when the null app runs), storage alone (on PostgreSQL: ``payloads``)."""
+    points = (len(bodies) - 1) * batch_size
     out = {"points": points, "http_seconds": 0.0, "storage_seconds": 0.0}
     if null_url:
-        out["http_seconds"] = http_floor(null_url, batches)
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        out["storage_seconds"] = storage_floor(batches)
+        out["http_seconds"] = http_floor(null_url, bodies)
+    if payloads:
+        out["storage_seconds"] = storage_floor(payloads, len(payloads) * batch_size)
     out["seconds"] = out["http_seconds"] + out["storage_seconds"]
     out["rate"] = points / out["seconds"] if out["seconds"] else None
     return out
@@ -317,6 +313,10 @@ def run(ctx: Context) -> Section:
     rounds = 2 if ctx.quick else 5
     sizes = (1_000, 10_000)
     plan = {size: make_batches(size, total_points // size + 1, seed=size) for size in sizes}
+    # Encoded once: Labbook and the null app get the same bodies; the storage floor its COPY data (PostgreSQL only).
+    bodies = {size: [labbook_body(b) for b in plan[size]] for size in sizes}
+    on_postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    payloads = {size: [copy_payload(b) for b in plan[size]] if on_postgres else None for size in sizes}
 
     python, message = mlflow_python()
     section.notes.append(message if python else f"MLflow baseline missing: {message}")
@@ -351,11 +351,11 @@ def run(ctx: Context) -> Section:
                 log(f"ingest, {size:,}-point batches: round {r + 1} of {rounds}")
                 _checkpoint()
                 key = f"labbook/{size}"
-                results[key] = _accumulate(results.get(key), labbook_rate(ctx, size, plan[size], budget_s=600))
+                results[key] = _accumulate(results.get(key), labbook_rate(ctx, size, bodies[size], budget_s=600))
                 _checkpoint()
                 key = f"floor/{size}"
                 results[key] = _accumulate(results.get(key), floor_rate(null_server and null_server.url, size,
-                                                                        plan[size]))
+                                                                        bodies[size], payloads[size]))
                 for label, _ in backends:
                     _checkpoint()
                     key = f"mlflow-{label}/{size}"

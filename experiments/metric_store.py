@@ -1,15 +1,16 @@
 """How metric points reach the table: one batch in, the points that were new out, as per-key aggregates.
 
 Called by ``services.metrics_ingest`` (which holds the run's row lock and owns the summary); nothing else writes points.
-On PostgreSQL, two paths, both ending in one statement that maintains the block rollups (``MetricRollup``) and
-aggregates the new points:
+On PostgreSQL, two paths, each maintaining the block rollups (``MetricRollup``) and returning per-key aggregates of
+the new points:
 
 * appending (the common case: every key's steps in the batch come after the last stored step, strictly increasing):
   COPY straight into the points table (PostgreSQL's multi-row insert: about half the time and two thirds of the WAL
   of INSERT … ON CONFLICT), with the block rollups and per-key aggregates computed from the batch in Python, a few
-  C-level calls per block, and upserted in one statement;
+  C-level calls per block, and the rollups upserted in one statement;
 * anything else (a retried batch, steps filled in out of order, duplicates inside a batch): COPY into a staging table,
-  then INSERT … ON CONFLICT DO NOTHING RETURNING, so that only new points are stored and counted.
+  then one statement that inserts with ON CONFLICT DO NOTHING, folds the new points into the rollups and aggregates
+  them, so that only new points are stored and counted.
 
 Elsewhere (SQLite): INSERT … ON CONFLICT DO NOTHING RETURNING in chunks, aggregated in Python, no rollups.
 """
